@@ -1,0 +1,53 @@
+"""Many configurations in one call: the runner's unit of parallel work.
+
+One call runs a contiguous chunk of configurations with the GIL released, so
+a thread pool scales across cores with shared, read-only panels. The daily
+series buffers are allocated once per chunk and reused by every
+configuration: memory does not grow with the chunk.
+"""
+
+import numpy as np
+from numba import njit
+
+from .metrics import N_METRICS, compute_metrics
+from .portfolio import I_FEAT, I_RANK, I_VOL, simulate
+
+
+@njit(cache=True, nogil=True)
+def run_batch(q, funding, order_stack, count_stack, vol_stack, feature_stack, ip, fp, s, e,
+              returns_out):
+    """Metrics ``(C, N_METRICS)`` of the ``C`` configurations ``ip[c], fp[c]``.
+
+    Each configuration reads ``order_stack[ip[c, I_RANK]]``,
+    ``vol_stack[ip[c, I_VOL]]`` (when >= 0) and ``feature_stack[ip[c, I_FEAT]]``
+    (when >= 0): the stacks hold every distinct array once for the whole study.
+    When ``returns_out`` has rows, row ``c`` receives configuration ``c``'s
+    daily net returns.
+    """
+    C = ip.shape[0]
+    n = e - s + 1
+    out = np.empty((C, N_METRICS))
+    R = np.empty(n)
+    R_pre = np.empty(n)
+    tau = np.empty(n)
+    cost = np.empty(n)
+    fund = np.empty(n)
+    n_long = np.empty(n)
+    n_short = np.empty(n)
+    net = np.empty(n)
+    gross = np.empty(n)
+    no_weights = np.empty((0, 0))
+    no_panel = np.empty((0, 0))
+    for c in range(C):
+        r = ip[c, I_RANK]
+        v = ip[c, I_VOL]
+        f = ip[c, I_FEAT]
+        vol = vol_stack[v] if v >= 0 else no_panel
+        feature = feature_stack[f] if f >= 0 else no_panel
+        n_reb = simulate(q, funding, order_stack[r], count_stack[r], vol, feature,
+                         ip[c], fp[c], s, e, R, R_pre, tau, cost, fund,
+                         n_long, n_short, net, gross, no_weights)
+        compute_metrics(R, R_pre, tau, cost, fund, n_long, n_short, net, gross, n_reb, out[c])
+        if returns_out.shape[0] > 0:
+            returns_out[c] = R
+    return out

@@ -1,0 +1,112 @@
+"""Performance metrics of a daily net-return series (SEMANTICS §9).
+
+Means and standard deviations are two-pass (mean first, then centred squares)
+so a series of tiny returns keeps its digits; ``std`` is ddof = 1 and every
+annualisation uses 365 days (crypto trades every day).
+"""
+
+import numpy as np
+from numba import njit
+
+METRICS = (
+    "total_return",
+    "cagr",
+    "ann_vol",
+    "sharpe",
+    "sharpe_pre_cost",
+    "sortino",
+    "max_drawdown",
+    "calmar",
+    "win_rate",
+    "turnover",
+    "cost_paid",
+    "funding_return",
+    "avg_long",
+    "avg_short",
+    "avg_net_exposure",
+    "avg_gross_exposure",
+    "n_rebalances",
+)
+N_METRICS = len(METRICS)
+DAYS_PER_YEAR = 365.0
+
+
+@njit(cache=True, nogil=True)
+def mean_std(x):
+    """Mean and sample standard deviation (ddof = 1; NaN for fewer than 2 values).
+
+    Equals ``(x.mean(), x.std(ddof=1))``.
+    """
+    n = x.shape[0]
+    if n == 0:
+        return np.nan, np.nan
+    m = 0.0
+    for v in x:
+        m += v
+    m /= n
+    if n < 2:
+        return m, np.nan
+    s2 = 0.0
+    for v in x:
+        s2 += (v - m) * (v - m)
+    return m, np.sqrt(s2 / (n - 1))
+
+
+@njit(cache=True, nogil=True)
+def sharpe(x):
+    """``mean / std(ddof=1) * sqrt(365)``; NaN where std is 0."""
+    m, sd = mean_std(x)
+    if not sd > 0.0:
+        return np.nan
+    return m / sd * np.sqrt(DAYS_PER_YEAR)
+
+
+@njit(cache=True, nogil=True)
+def compute_metrics(R, R_pre, tau, cost, fund, n_long, n_short, net, gross, n_reb, out):
+    """Fill ``out`` (length ``N_METRICS``, in the order of ``METRICS``).
+
+    ``R`` is the net daily return for ``t = s .. e`` and the other series are the
+    per-day byproducts of ``portfolio.simulate``.
+    """
+    n = R.shape[0]
+    growth = 1.0
+    peak = 1.0
+    mdd = 0.0
+    down2 = 0.0
+    wins = 0
+    nonzero = 0
+    for v in R:
+        growth *= 1.0 + v
+        # The peak starts at the initial NAV of 1: a loss from day one is a drawdown.
+        if growth > peak:
+            peak = growth
+        dd = growth / peak - 1.0
+        if dd < mdd:
+            mdd = dd
+        if v < 0.0:
+            down2 += v * v
+        if v > 0.0:
+            wins += 1
+        if v != 0.0:
+            nonzero += 1
+    total = growth - 1.0
+    cagr = growth ** (DAYS_PER_YEAR / n) - 1.0 if growth >= 0.0 else np.nan
+    m, sd = mean_std(R)
+    down = np.sqrt(down2 / n)
+    out[0] = total
+    out[1] = cagr
+    out[2] = sd * np.sqrt(DAYS_PER_YEAR)
+    out[3] = m / sd * np.sqrt(DAYS_PER_YEAR) if sd > 0.0 else np.nan
+    out[4] = sharpe(R_pre)
+    out[5] = m / down * np.sqrt(DAYS_PER_YEAR) if down > 0.0 else np.nan
+    out[6] = mdd
+    out[7] = cagr / abs(mdd) if mdd != 0.0 else np.nan
+    out[8] = wins / nonzero if nonzero > 0 else np.nan
+    out[9] = tau.sum() * DAYS_PER_YEAR / n
+    out[10] = cost.sum()
+    out[11] = fund.sum()
+    out[12] = n_long.mean()
+    out[13] = n_short.mean()
+    out[14] = net.mean()
+    out[15] = gross.mean()
+    out[16] = n_reb

@@ -1,0 +1,191 @@
+"""The portfolio recursion (SEMANTICS §7-§8) over precomputed daily rankings.
+
+Weights live in a dense vector of length N, but every per-day loop runs over
+the list of held symbols only, so a day costs O(held) and a rebalance
+O(bucket sizes): a configuration costs about one pass over the panel's held
+cells instead of ``T * N``.
+
+The weight path never depends on costs (drift divides by ``1 + P + F``, a
+rebalance sets the target), so the pre-cost series of §8 is ``P + F`` of the
+same pass and needs no second backtest.
+"""
+
+import numpy as np
+from numba import njit
+
+# Integer parameters, one row per configuration (``ip``).
+I_RANK = 0  # index into the stack of rankings
+I_VOL = 1  # index into the stack of volatilities, -1 for equal weights
+I_FEAT = 2  # index into the stack of features (threshold selection only)
+I_MODE = 3  # MODE_QUANTILE, MODE_TOP_N or MODE_THRESHOLD
+I_Q = 4
+I_TOP_N = 5
+I_LONG_LOW = 6  # 1: long the bottom bucket, 0: long the top bucket
+I_K = 7  # rebalance_days
+I_PHASE = 8
+I_DRIFT = 9  # 1: hold = "drift", 0: hold = "constant"
+N_INT = 10
+
+# Float parameters (``fp``).
+F_LONG = 0  # long_allocation
+F_SHORT = 1  # short_allocation
+F_BUFFER = 2
+F_COST = 3  # (fee_bps + slippage_bps) / 10_000
+F_MAX_DAYS = 4
+N_FLOAT = 5
+
+MODE_QUANTILE = 0
+MODE_TOP_N = 1
+MODE_THRESHOLD = 2  # long-only: every eligible symbol with feature <= max_days
+
+
+@njit(cache=True, nogil=True)
+def _finite_or_zero(x):
+    return x if np.isfinite(x) else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _set_side(order_row, lo, hi, vol_row, use_vol, alloc, tgt, nt, wt):
+    """Target weights of one side (``order_row[lo:hi]``), appended to ``tgt``."""
+    k = hi - lo
+    if k <= 0:
+        return nt
+    if use_vol:
+        inv_sum = 0.0
+        for j in range(lo, hi):
+            inv_sum += 1.0 / vol_row[order_row[j]]
+        for j in range(lo, hi):
+            i = order_row[j]
+            wt[i] = alloc * (1.0 / vol_row[i]) / inv_sum
+            tgt[nt] = i
+            nt += 1
+    else:
+        each = alloc / k
+        for j in range(lo, hi):
+            i = order_row[j]
+            wt[i] = each
+            tgt[nt] = i
+            nt += 1
+    return nt
+
+
+@njit(cache=True, nogil=True)
+def simulate(q, funding, order, count, vol, feature, ip, fp, s, e,
+             R, R_pre, tau_out, cost_out, fund_out, n_long, n_short, net, gross,
+             weights_out):
+    """Run one configuration over days ``s .. e`` (inclusive); fill the daily series.
+
+    ``q`` is the carried-forward return panel, ``funding`` the funding panel or
+    an empty ``(0, 0)`` array, ``order``/``count`` the configuration's ranking,
+    ``vol`` the ``(T, N)`` risk-parity volatility (``(0, 0)`` for equal weights),
+    ``feature`` the feature panel (read by threshold selection only).
+    Short weights are negative; the long side gets ``+fp[F_LONG]`` of NAV and
+    the short side ``-fp[F_SHORT]``. Output series have length ``e - s + 1``;
+    ``weights_out`` is filled when it has rows. Returns the rebalance count.
+    """
+    N = q.shape[1]
+    has_funding = funding.shape[0] > 0
+    use_vol = ip[I_VOL] >= 0
+    record = weights_out.shape[0] > 0
+    mode = ip[I_MODE]
+    k_reb = ip[I_K]
+    phase = ip[I_PHASE]
+    drift = ip[I_DRIFT] == 1
+    long_low = ip[I_LONG_LOW] == 1
+    a_long = fp[F_LONG]
+    a_short = -fp[F_SHORT]
+    buffer = fp[F_BUFFER]
+    cost_rate = fp[F_COST]
+
+    w = np.zeros(N)
+    wt = np.zeros(N)
+    mark = np.zeros(N, dtype=np.bool_)
+    held = np.empty(N, dtype=np.int64)
+    tgt = np.empty(N, dtype=np.int64)
+    n_held = 0
+    n_reb = 0
+    empty_row = np.empty(0)
+    for t in range(s, e + 1):
+        d = t - s
+        # 1-2. What yesterday's book earns today: price and funding.
+        P = 0.0
+        F = 0.0
+        for j in range(n_held):
+            i = held[j]
+            P += w[i] * _finite_or_zero(q[t, i])
+            if has_funding:
+                F -= w[i] * _finite_or_zero(funding[t, i])
+        # 3. Drift with prices; "constant" keeps the weights (no cost).
+        if drift:
+            g = 1.0 + P + F
+            for j in range(n_held):
+                i = held[j]
+                w[i] = w[i] * (1.0 + _finite_or_zero(q[t, i])) / g
+        # 4. Rebalance.
+        tau = 0.0
+        if t - s >= phase and (t - s - phase) % k_reb == 0:
+            n_reb += 1
+            n = count[t]
+            row = order[t]
+            vol_row = vol[t] if use_vol else empty_row
+            nt = 0
+            if mode == MODE_THRESHOLD:
+                k = 0
+                while k < n and feature[t, row[k]] <= fp[F_MAX_DAYS]:
+                    k += 1
+                nt = _set_side(row, 0, k, vol_row, use_vol, a_long, tgt, nt, wt)
+            else:
+                k = n // ip[I_Q] if mode == MODE_QUANTILE else min(ip[I_TOP_N], n // 2)
+                if long_low:
+                    nt = _set_side(row, 0, k, vol_row, use_vol, a_long, tgt, nt, wt)
+                    nt = _set_side(row, n - k, n, vol_row, use_vol, a_short, tgt, nt, wt)
+                else:
+                    nt = _set_side(row, n - k, n, vol_row, use_vol, a_long, tgt, nt, wt)
+                    nt = _set_side(row, 0, k, vol_row, use_vol, a_short, tgt, nt, wt)
+            for j in range(nt):
+                i = tgt[j]
+                mark[i] = True
+                if buffer > 0.0 and wt[i] != 0.0 and abs(wt[i] - w[i]) <= buffer * abs(wt[i]):
+                    wt[i] = w[i]
+                tau += abs(wt[i] - w[i])
+            for j in range(n_held):
+                i = held[j]
+                if not mark[i]:
+                    tau += abs(w[i])
+                    w[i] = 0.0
+            n_held = 0
+            for j in range(nt):
+                i = tgt[j]
+                w[i] = wt[i]
+                wt[i] = 0.0
+                mark[i] = False
+                if w[i] != 0.0:
+                    held[n_held] = i
+                    n_held += 1
+        # 5. Net of costs.
+        C = tau * cost_rate
+        R[d] = (1.0 + P + F) * (1.0 - C) - 1.0
+        R_pre[d] = P + F
+        tau_out[d] = tau
+        cost_out[d] = C
+        fund_out[d] = F
+        nl = 0
+        ns = 0
+        sw = 0.0
+        sa = 0.0
+        for j in range(n_held):
+            x = w[held[j]]
+            if x > 0.0:
+                nl += 1
+            elif x < 0.0:
+                ns += 1
+            sw += x
+            sa += abs(x)
+        n_long[d] = nl
+        n_short[d] = ns
+        net[d] = sw
+        gross[d] = sa
+        if record:
+            for i in range(N):
+                weights_out[d, i] = w[i]
+    return n_reb

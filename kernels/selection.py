@@ -1,0 +1,75 @@
+"""The universe and the per-day cross-sectional ranking (SEMANTICS §5).
+
+A ranking is computed once per (feature, eligibility, universe) and shared by
+every configuration that uses it: a configuration then only slices buckets off
+the sorted list on its rebalance days.
+"""
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def universe(market_cap, excluded, top_k):
+    """Per-day universe mask ``(T, N)``: symbols not ``excluded`` and, when
+    ``top_k > 0``, among the ``top_k`` largest finite market caps of the day
+    (ties by symbol order). ``market_cap`` may be ``(0, 0)`` when ``top_k == 0``.
+    """
+    T = market_cap.shape[0] if top_k > 0 else 0
+    N = excluded.shape[0]
+    if top_k <= 0:
+        return np.empty((0, N), dtype=np.bool_)
+    out = np.zeros((T, N), dtype=np.bool_)
+    idx = np.empty(N, dtype=np.int64)
+    neg = np.empty(N)
+    for t in range(T):
+        n = 0
+        for i in range(N):
+            c = market_cap[t, i]
+            if not excluded[i] and np.isfinite(c):
+                idx[n] = i
+                neg[n] = -c
+                n += 1
+        # A stable sort of -cap over ascending symbol indices breaks ties by symbol order.
+        o = np.argsort(neg[:n], kind="mergesort")
+        for j in range(min(top_k, n)):
+            out[t, idx[o[j]]] = True
+    return out
+
+
+@njit(cache=True, nogil=True)
+def rank_eligible(feature, close, vol, excluded, allowed):
+    """Sort each day's eligible symbols by ``feature`` ascending, ties by symbol order.
+
+    Eligible at ``t``: not ``excluded``, inside ``allowed[t]`` when ``allowed``
+    has rows (the top-by-market-cap universe), ``feature[t]`` and ``close[t]``
+    finite, and, when ``vol`` has rows (risk-parity weighting), ``vol[t]``
+    finite and > 0. Returns ``order`` ``(T, N)`` int32 (the first ``count[t]``
+    entries of row ``t`` are symbol indices, the rest -1) and ``count`` ``(T,)``.
+    Equals ``sorted(eligible, key=lambda i: (feature[t, i], i))`` per day.
+    """
+    T, N = feature.shape
+    use_vol = vol.shape[0] > 0
+    use_allowed = allowed.shape[0] > 0
+    order = np.full((T, N), -1, dtype=np.int32)
+    count = np.zeros(T, dtype=np.int32)
+    idx = np.empty(N, dtype=np.int64)
+    val = np.empty(N)
+    for t in range(T):
+        n = 0
+        for i in range(N):
+            if excluded[i] or (use_allowed and not allowed[t, i]):
+                continue
+            f = feature[t, i]
+            if not (np.isfinite(f) and np.isfinite(close[t, i])):
+                continue
+            if use_vol and not (np.isfinite(vol[t, i]) and vol[t, i] > 0.0):
+                continue
+            idx[n] = i
+            val[n] = f
+            n += 1
+        o = np.argsort(val[:n], kind="mergesort")
+        for j in range(n):
+            order[t, j] = idx[o[j]]
+        count[t] = n
+    return order, count

@@ -1,0 +1,189 @@
+"""The ``sweep`` command line: parse arguments, call the library, print one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from ._errors import SweepError
+
+LOWER_IS_BETTER = {"ann_vol", "turnover", "cost_paid"}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other error
+        raise SweepError(f"{self.prog}: {message}")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="sweep", description="Parameter sweeps of cross-sectional crypto factor backtests.")
+    p.add_argument("--version", action="version", version=f"sweep {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a study and write its result tables",
+                         description="Run every configuration of a study file and write parquet tables.")
+    run.add_argument("study", help="study file (TOML)")
+    run.add_argument("--data", help="data file (parquet or CSV); overrides [study] data")
+    run.add_argument("--funding", help="separate funding table (date, symbol, funding_rate) to join")
+    run.add_argument("--out", help="results folder (default results/<study name>)")
+    run.add_argument("--jobs", type=int, help="parallel workers (default: all cores)")
+    run.add_argument("--force", action="store_true", help="replace results of a different study or data")
+    run.add_argument("--save-returns", action="store_true", help="also write every configuration's daily returns")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and no summary line")
+
+    show = sub.add_parser("show", help="print the best configurations of a results folder",
+                          description="Print the best configurations of a results folder.")
+    show.add_argument("results", help="results folder (or its trials.parquet)")
+    show.add_argument("--top", type=int, default=10, help="rows to print (default 10)")
+    show.add_argument("--by", help="metric to rank by (default: the study's objective)")
+
+    val = sub.add_parser("validate", help="check a study against its data without running it",
+                         description="Check a study against its data; print the configuration count "
+                                     "and the evaluation window.")
+    val.add_argument("study")
+    val.add_argument("--data")
+    val.add_argument("--funding")
+
+    data = sub.add_parser("data", help="data utilities", description="Data utilities.")
+    dsub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    syn = dsub.add_parser("synth", help="write a seeded synthetic panel with funding rates",
+                          description="Write a seeded synthetic daily panel (close, volume, "
+                                      "market_cap, funding_rate) as parquet or CSV.")
+    syn.add_argument("--out", required=True, help="output file (.parquet or .csv)")
+    syn.add_argument("--symbols", type=int, default=200)
+    syn.add_argument("--days", type=int, default=3650)
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--start", default="2015-01-01", help="first date (YYYY-MM-DD)")
+    return p
+
+
+def _cmd_run(args) -> int:
+    from ._runner import run_study
+    from ._study import load_study
+
+    if args.jobs is not None and args.jobs < 1:
+        raise SweepError(f"--jobs = {args.jobs} must be at least 1")
+    study = load_study(args.study)
+    summary = run_study(study, data=args.data, funding=args.funding, out=args.out, jobs=args.jobs,
+                        force=args.force, save_returns=args.save_returns,
+                        progress=False if args.quiet else None)
+    if not args.quiet:
+        if summary.n_run == 0:
+            print(f"{summary.out}: already complete ({summary.n_configs} configurations); "
+                  "use --force to run again")
+        else:
+            resumed = f", {summary.n_resumed} resumed" if summary.n_resumed else ""
+            print(f"{summary.n_run} configurations in {summary.compute_time:.2f} s "
+                  f"({summary.configs_per_second:,.0f}/s{resumed}), {summary.start} .. {summary.end}, "
+                  f"{summary.wall_time:.2f} s in all -> {summary.out}/trials.parquet")
+    return 0
+
+
+def _cmd_validate(args) -> int:
+    from ._runner import plan
+    from ._study import load_study
+
+    study = load_study(args.study)
+    p = plan(study, args.data, args.funding)
+    T, N = p.panel.shape
+    print(f"{study.path}: valid {study.kind} study '{study.name}'")
+    print(f"  data        {p.panel.source} ({T} days x {N} symbols, {p.panel.dates[0]} .. {p.panel.dates[-1]})")
+    print(f"  configs     {len(p.configs)}" + (" = " + " x ".join(
+        f"{len(v)} {k}" for k, v in study.axes.items()) if study.axes else ""))
+    print(f"  evaluation  {p.start} .. {p.end} ({p.e - p.s + 1} days)")
+    print(f"  objective   {study.objective}")
+    return 0
+
+
+def _cmd_show(args) -> int:
+    import polars as pl
+
+    from kernels.metrics import METRICS
+
+    path = Path(args.results)
+    folder = path.parent if path.suffix == ".parquet" else path
+    trials = folder / "trials.parquet"
+    if not trials.exists():
+        raise SweepError(f"{folder}: no trials.parquet (run the study first, or check the folder)")
+    manifest = {}
+    if (folder / "manifest.json").exists():
+        manifest = json.loads((folder / "manifest.json").read_text())
+    df = pl.read_parquet(trials)
+    by = args.by or manifest.get("study", {}).get("objective", "sharpe")
+    if by not in METRICS:
+        from ._params import closest
+
+        raise SweepError(f"--by {by!r} is not a metric{closest(by, METRICS)}")
+    if args.top < 1:
+        raise SweepError(f"--top = {args.top} must be at least 1")
+    params = [c for c in manifest.get("parameters", []) if c in df.columns and df[c].n_unique() > 1]
+    shown = [by] + [m for m in ("sharpe", "sharpe_pre_cost", "cagr", "ann_vol", "max_drawdown",
+                                "turnover", "n_rebalances") if m != by]
+    best = df.sort(by, descending=by not in LOWER_IS_BETTER, nulls_last=True).head(args.top)
+
+    from rich.console import Console
+    from rich.table import Table
+
+    window = manifest.get("evaluation_window", {})
+    title = (f"{manifest.get('study', {}).get('name', folder.name)}: top {len(best)} of {df.height} "
+             f"by {by}" + (f", {window['start']} .. {window['end']}" if window else ""))
+    table = Table(title=title, title_justify="left")
+    for col in ["#", "config_id", *params, *shown]:
+        table.add_column(col, justify="left" if col in ("config_id",) or col in params else "right")
+    for rank, row in enumerate(best.iter_rows(named=True), 1):
+        cells = [str(rank), row["config_id"]] + [_fmt(row[c]) for c in params] + [_fmt(row[m], m) for m in shown]
+        table.add_row(*cells)
+    Console(width=max(100, 12 * (len(params) + len(shown) + 2))).print(table)
+    return 0
+
+
+def _fmt(v, metric: str | None = None) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if v != v:
+            return "nan"
+        if metric in ("cagr", "total_return", "max_drawdown", "ann_vol", "win_rate"):
+            return f"{v:.1%}"
+        return f"{v:.3f}" if metric != "n_rebalances" else f"{v:.0f}"
+    if isinstance(v, list):
+        return ",".join(v) or "-"
+    return str(v)
+
+
+def _cmd_data(args) -> int:
+    import datetime as dt
+
+    from ._synth import write_synth
+
+    try:
+        start = dt.date.fromisoformat(args.start)
+    except ValueError:
+        raise SweepError(f"--start = {args.start!r} is not a date (YYYY-MM-DD)") from None
+    if args.symbols < 1 or args.days < 2:
+        raise SweepError("--symbols must be >= 1 and --days >= 2")
+    out = Path(args.out)
+    if not out.parent.exists():
+        raise SweepError(f"{out.parent}: no such folder")
+    write_synth(out, n_symbols=args.symbols, n_days=args.days, seed=args.seed, start=start)
+    print(f"wrote {out} ({args.symbols} symbols x {args.days} days, seed {args.seed})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _build_parser().parse_args(argv)
+        handler = {"run": _cmd_run, "show": _cmd_show, "validate": _cmd_validate, "data": _cmd_data}
+        return handler[args.command](args)
+    except SweepError as exc:
+        print(f"sweep: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sweep: interrupted; finished chunks are kept, run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `sweep show ... | head`
+        return 0

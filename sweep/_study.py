@@ -1,0 +1,158 @@
+"""Study files (TOML): parse, validate every configuration, enumerate the grid."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from kernels.metrics import METRICS
+
+from ._errors import SweepError
+from ._params import PARAMS, check_value, closest, resolve
+
+KINDS = ("grid",)
+PLANNED_KINDS = ("optuna", "walk_forward", "monte_carlo")
+STUDY_KEYS = ("name", "kind", "objective", "data", "funding", "start", "end", "description")
+TABLES = ("study", "backtest", "grid")
+
+
+@dataclass
+class Study:
+    """A parsed, validated study: fixed parameters and grid axes."""
+
+    path: Path
+    text: str
+    name: str
+    kind: str
+    objective: str
+    data: str | None
+    funding: str | None
+    start: dt.date | None
+    end: dt.date | None
+    fixed: dict[str, Any]
+    axes: dict[str, list[Any]]
+    description: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_configs(self) -> int:
+        n = 1
+        for values in self.axes.values():
+            n *= len(values)
+        return n
+
+    @property
+    def columns(self) -> list[str]:
+        """Parameter columns of the result table: the axes, then the fixed parameters."""
+        return list(self.axes) + [k for k in self.fixed if k not in self.axes]
+
+    def raw_configs(self) -> Iterator[dict[str, Any]]:
+        """Configurations in the fixed order of the grid (last axis fastest)."""
+        names = list(self.axes)
+        for combo in itertools.product(*self.axes.values()):
+            yield {**self.fixed, **dict(zip(names, combo))}
+
+    def resolved_configs(self) -> list[dict[str, Any]]:
+        """Every configuration resolved; an impossible combination is refused with its values."""
+        out = []
+        for raw in self.raw_configs():
+            where = f"{self.path}: configuration " + ", ".join(f"{k}={raw[k]!r}" for k in self.axes)
+            out.append(resolve(raw, where if self.axes else str(self.path)))
+        return out
+
+    def fingerprint(self) -> str:
+        """Hash of what the study means (its parsed content, not its whitespace)."""
+        text = json.dumps(self.raw, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _date(value: Any, where: str) -> dt.date | None:
+    if value is None or isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise SweepError(f"{where} = {value!r} is not a date (YYYY-MM-DD)")
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file; every problem names the file and the key.
+
+    >>> study = load_study("studies/volatility_rebalance.toml")  # doctest: +SKIP
+    >>> study.n_configs  # doctest: +SKIP
+    240
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SweepError(f"{path}: cannot read the study file ({exc.strerror})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SweepError(f"{path}: not valid TOML: {exc}") from None
+    for table, value in raw.items():
+        if table not in TABLES:
+            if table in PLANNED_KINDS:
+                raise SweepError(f"{path}: [{table}] belongs to a study kind this version does not run yet")
+            raise SweepError(f"{path}: unknown table [{table}]{closest(table, TABLES)}")
+        if not isinstance(value, dict):
+            raise SweepError(f"{path}: '{table}' must be a table [{table}]")
+    head = raw.get("study", {})
+    for key in head:
+        if key not in STUDY_KEYS:
+            raise SweepError(f"{path}: unknown key [study] {key}{closest(key, STUDY_KEYS)}")
+    kind = head.get("kind", "grid")
+    if kind not in KINDS:
+        if kind in PLANNED_KINDS:
+            raise SweepError(f"{path}: [study] kind = '{kind}' is not supported by this version (only 'grid')")
+        raise SweepError(f"{path}: [study] kind = {kind!r} is not one of {', '.join(KINDS)}"
+                         f"{closest(str(kind), KINDS + PLANNED_KINDS)}")
+    objective = head.get("objective", "sharpe")
+    if objective not in METRICS:
+        raise SweepError(f"{path}: [study] objective = {objective!r} is not a metric"
+                         f"{closest(str(objective), METRICS)}")
+    for key in ("name", "data", "funding", "description"):
+        if key in head and (not isinstance(head[key], str) or not head[key]):
+            raise SweepError(f"{path}: [study] {key} must be a non-empty string")
+    name = head.get("name", path.stem)
+    if "/" in name or name.startswith("."):
+        raise SweepError(f"{path}: [study] name = {name!r} must be a plain folder name")
+
+    fixed = {}
+    for key, value in raw.get("backtest", {}).items():
+        fixed[key] = check_value(key, value, f"{path}: [backtest]")
+    axes: dict[str, list[Any]] = {}
+    for key, values in raw.get("grid", {}).items():
+        where = f"{path}: [grid] {key}"
+        if key not in PARAMS:
+            raise SweepError(f"{path}: [grid] unknown parameter '{key}'{closest(key, PARAMS)}")
+        if key in fixed:
+            raise SweepError(f"{where} is also set in [backtest]; keep one")
+        if not isinstance(values, list):
+            raise SweepError(f"{where} must be a list of values (an axis)")
+        if not values:
+            raise SweepError(f"{where} is an empty axis")
+        if key == "exclude" and not all(isinstance(v, list) for v in values):
+            raise SweepError(f"{where} must be a list of symbol lists, e.g. [[], [\"USDT\"]]")
+        axes[key] = [check_value(key, v, f"{path}: [grid]") for v in values]
+        if len(set(map(repr, axes[key]))) != len(axes[key]):
+            raise SweepError(f"{where} repeats a value")
+    study = Study(path=path, text=text, name=name, kind=kind, objective=objective,
+                  data=head.get("data"), funding=head.get("funding"),
+                  start=_date(head.get("start"), f"{path}: [study] start"),
+                  end=_date(head.get("end"), f"{path}: [study] end"),
+                  fixed=fixed, axes=axes, description=head.get("description", ""), raw=raw)
+    if study.start and study.end and study.start > study.end:
+        raise SweepError(f"{path}: [study] start = {study.start} is after end = {study.end}")
+    return study
