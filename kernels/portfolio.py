@@ -40,11 +40,6 @@ MODE_THRESHOLD = 2  # long-only: every eligible symbol with feature <= max_days
 
 
 @njit(cache=True, nogil=True)
-def _finite_or_zero(x):
-    return x if np.isfinite(x) else 0.0
-
-
-@njit(cache=True, nogil=True)
 def _set_side(order_row, lo, hi, vol_row, use_vol, alloc, tgt, nt, wt):
     """Target weights of one side (``order_row[lo:hi]``), appended to ``tgt``."""
     k = hi - lo
@@ -75,10 +70,13 @@ def simulate(q, funding, order, count, vol, feature, ip, fp, s, e,
              weights_out):
     """Run one configuration over days ``s .. e`` (inclusive); fill the daily series.
 
-    ``q`` is the carried-forward return panel, ``funding`` the funding panel or
-    an empty ``(0, 0)`` array, ``order``/``count`` the configuration's ranking,
-    ``vol`` the ``(T, N)`` risk-parity volatility (``(0, 0)`` for equal weights),
-    ``feature`` the feature panel (read by threshold selection only).
+    ``q`` is the carried-forward return panel with its NaNs (before a listing)
+    replaced by 0, ``funding`` the funding panel with NaNs replaced by 0 or an
+    empty ``(0, 0)`` array; both as ``kernel_panels`` in ``sweep._engine``
+    prepares them, so the inner loops carry no finiteness tests.
+    ``order``/``count`` are the configuration's ranking, ``vol`` the ``(T, N)``
+    risk-parity volatility (``(0, 0)`` for equal weights), ``feature`` the
+    feature panel (read by threshold selection only).
     Short weights are negative; the long side gets ``+fp[F_LONG]`` of NAV and
     the short side ``-fp[F_SHORT]``. Output series have length ``e - s + 1``;
     ``weights_out`` is filled when it has rows. Returns the rebalance count.
@@ -104,23 +102,34 @@ def simulate(q, funding, order, count, vol, feature, ip, fp, s, e,
     tgt = np.empty(N, dtype=np.int64)
     n_held = 0
     n_reb = 0
+    nl = 0
+    ns = 0
+    sw = 0.0
+    sa = 0.0
     empty_row = np.empty(0)
     for t in range(s, e + 1):
         d = t - s
+        q_row = q[t]
         # 1-2. What yesterday's book earns today: price and funding.
         P = 0.0
         F = 0.0
         for j in range(n_held):
-            i = held[j]
-            P += w[i] * _finite_or_zero(q[t, i])
-            if has_funding:
-                F -= w[i] * _finite_or_zero(funding[t, i])
+            P += w[held[j]] * q_row[held[j]]
+        if has_funding:
+            f_row = funding[t]
+            for j in range(n_held):
+                F -= w[held[j]] * f_row[held[j]]
         # 3. Drift with prices; "constant" keeps the weights (no cost).
-        if drift:
+        if drift and n_held > 0:
             g = 1.0 + P + F
+            sw = 0.0
+            sa = 0.0
             for j in range(n_held):
                 i = held[j]
-                w[i] = w[i] * (1.0 + _finite_or_zero(q[t, i])) / g
+                x = w[i] * (1.0 + q_row[i]) / g
+                w[i] = x
+                sw += x
+                sa += abs(x)
         # 4. Rebalance.
         tau = 0.0
         if t - s >= phase and (t - s - phase) % k_reb == 0:
@@ -154,14 +163,25 @@ def simulate(q, funding, order, count, vol, feature, ip, fp, s, e,
                     tau += abs(w[i])
                     w[i] = 0.0
             n_held = 0
+            nl = 0
+            ns = 0
+            sw = 0.0
+            sa = 0.0
             for j in range(nt):
                 i = tgt[j]
-                w[i] = wt[i]
+                x = wt[i]
+                w[i] = x
                 wt[i] = 0.0
                 mark[i] = False
-                if w[i] != 0.0:
+                if x != 0.0:
                     held[n_held] = i
                     n_held += 1
+                    if x > 0.0:
+                        nl += 1
+                    else:
+                        ns += 1
+                    sw += x
+                    sa += abs(x)
         # 5. Net of costs.
         C = tau * cost_rate
         R[d] = (1.0 + P + F) * (1.0 - C) - 1.0
@@ -169,18 +189,6 @@ def simulate(q, funding, order, count, vol, feature, ip, fp, s, e,
         tau_out[d] = tau
         cost_out[d] = C
         fund_out[d] = F
-        nl = 0
-        ns = 0
-        sw = 0.0
-        sa = 0.0
-        for j in range(n_held):
-            x = w[held[j]]
-            if x > 0.0:
-                nl += 1
-            elif x < 0.0:
-                ns += 1
-            sw += x
-            sa += abs(x)
         n_long[d] = nl
         n_short[d] = ns
         net[d] = sw

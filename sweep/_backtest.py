@@ -11,7 +11,7 @@ import polars as pl
 from kernels.metrics import METRICS, N_METRICS, compute_metrics
 from kernels.portfolio import I_FEAT, I_RANK, I_VOL, simulate
 
-from ._engine import Workspace, compile_configs, funding_panel
+from ._engine import Workspace, compile_configs, kernel_panels
 from ._errors import SweepError
 from ._panel import Panel
 from ._params import config_id, resolve, warmup_days
@@ -74,7 +74,7 @@ def backtest(panel: Panel, *, start=None, end=None, return_weights: bool = False
     ip, fp = comp.ip[0], comp.fp[0]
     vol = comp.vol_stack[ip[I_VOL]] if ip[I_VOL] >= 0 else np.empty((0, 0))
     feature = comp.feature_stack[ip[I_FEAT]] if ip[I_FEAT] >= 0 else np.empty((0, 0))
-    n_reb = simulate(panel.carried_returns, funding_panel(panel), comp.order_stack[ip[I_RANK]],
+    n_reb = simulate(*kernel_panels(panel), comp.order_stack[ip[I_RANK]],
                      comp.count_stack[ip[I_RANK]], vol, feature, ip, fp, s, e, *series, weights)
     out = np.empty(N_METRICS)
     compute_metrics(*series, n_reb, out)

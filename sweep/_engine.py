@@ -172,6 +172,14 @@ def compile_configs(ws: Workspace, configs: list[dict[str, Any]]) -> Compiled:
     return Compiled(ip, fp, order_stack, count_stack, vol_stack, feature_stack)
 
 
-def funding_panel(panel: Panel) -> np.ndarray:
-    """The funding panel the recursion charges, or an empty array without one."""
-    return panel.fields.get("funding_rate", np.empty((0, 0)))
+def kernel_panels(panel: Panel) -> tuple[np.ndarray, np.ndarray]:
+    """``(q, funding)`` as the recursion reads them: non-finite values as 0 (SEMANTICS §8).
+
+    Cleaning once here keeps finiteness tests out of the recursion's inner
+    loops; without a funding column the funding panel is an empty array.
+    """
+    q = panel.carried_returns
+    q = np.where(np.isfinite(q), q, 0.0)
+    f = panel.fields.get("funding_rate")
+    f = np.where(np.isfinite(f), f, 0.0) if f is not None else np.empty((0, 0))
+    return q, f

@@ -33,7 +33,7 @@ from kernels.metrics import METRICS
 
 from . import __version__
 from ._backtest import evaluation_window
-from ._engine import Compiled, Workspace, compile_configs, funding_panel
+from ._engine import Compiled, Workspace, compile_configs, kernel_panels
 from ._errors import SweepError
 from ._io import write_json, write_parquet
 from ._panel import Panel, load_panel
@@ -228,7 +228,7 @@ def run_study(study: Study, *, data: str | Path | None = None, funding: str | Pa
     ws = Workspace(panel)
     comp = compile_configs(ws, configs)
     del ws  # the stacks hold what the kernels read; drop the caches' copies
-    q, fund = panel.carried_returns, funding_panel(panel)
+    q, fund = kernel_panels(panel)
     n = e - s + 1
 
     def work(idx: np.ndarray):

@@ -35,9 +35,10 @@ What it models, and why:
 * Funding (daily sum of perpetual funding, as a fraction; positive means longs
   pay): a persistent AR(1) around ~+1e-4 per day, plus a positive loading on
   the trailing 30-day log return (crowded longs in recent winners pay more),
-  plus occasional market-wide negative regimes (deleveraging episodes).  It is
-  null before a symbol's perpetual exists (some never get one) and on a few
-  random days.
+  with the negative side of that premium damped (exchanges' interest/clamp
+  term keeps funding near its positive baseline), plus occasional
+  market-wide negative regimes (deleveraging episodes).  It is null before a
+  symbol's perpetual exists (some never get one) and on a few random days.
 
 No cross-sectional alpha is planted beyond the per-symbol drift (a weak,
 long-horizon persistence) and the delisting bleed, so the panel is close to a
@@ -74,6 +75,8 @@ _LOGRET_CLIP = (-2.3, 1.6)  # -90% .. +400% in a day: extreme but real-looking
 _FUNDING_MEAN = 1.0e-4
 _FUNDING_CAP = 0.0075  # exchanges cap funding; keeps t-noise from running away
 
+_VOLUME_LOG_SD = 0.35  # stationary sd of the persistent log-volume component
+
 
 def _regime_path(rng: np.random.Generator, n_days: int) -> np.ndarray:
     """Per-day volatility multiplier made of a few long regimes."""
@@ -109,6 +112,8 @@ def synth_panel(n_symbols: int = 200, n_days: int = 3650, seed: int = 0,
     """
     if n_symbols < 1 or n_days < 1:
         raise ValueError("n_symbols and n_days must be >= 1")
+    if isinstance(start, datetime.datetime):  # a datetime would make a Datetime column
+        start = start.date()
     T, N = int(n_days), int(n_symbols)
     rng = np.random.default_rng(seed)
     day = np.arange(T)[:, None]  # (T, 1), broadcasts against (1, N) / (N,)
@@ -145,12 +150,10 @@ def synth_panel(n_symbols: int = 200, n_days: int = 3650, seed: int = 0,
     t_df = rng.uniform(3.0, 4.5, N)
     # Unit-variance Student-t, so idio_vol really is the (finite) std.
     eps = rng.standard_t(t_df, size=(T, N)) / np.sqrt(t_df / (t_df - 2.0))
-    # Log drift carries the variance drag of idiosyncratic risk: with equal
-    # expected simple returns, the most volatile tokens shrink in log terms,
-    # as lottery-like small caps do.  Without it a decade of 5%-a-day random
-    # walks would produce absurd market caps.
-    # The same drag applies to the beta-scaled part of the factor: beta times
-    # the market's simple return, minus half the extra systematic variance.
+    # Log drift carries the variance drag: for a given expected simple return
+    # the most volatile tokens (idiosyncratic or high-beta) shrink in log
+    # terms, as lottery-like small caps do.  Without it a decade of 5%-a-day
+    # random walks would produce absurd market caps.
     regime_var = float(np.mean((regime ** 0.6) ** 2))
     mkt_var = _MARKET_VOL ** 2 * float(np.mean(regime ** 2))
     drift = (rng.normal(0.0, 0.0004, N)
@@ -180,8 +183,8 @@ def synth_panel(n_symbols: int = 200, n_days: int = 3650, seed: int = 0,
     close = np.exp(logp)
 
     # ---- supply and market cap -------------------------------------------------
-    # Listing-day size scales with how far the market has come: a coin listed
-    # in a bull market of a large market starts larger.
+    # Listing-day size scales with how far the market has come: the later and
+    # the richer the market, the larger a newcomer's debut.
     mkt_level = np.cumsum(mkt) - mkt[0]
     log_mcap0 = rng.uniform(np.log(1e6), np.log(2e9), N) + mkt_level[list_day]
     emission = np.where(rng.random(N) < 0.3, 0.0, rng.uniform(0.0, 0.25, N))  # per year
@@ -211,7 +214,7 @@ def synth_panel(n_symbols: int = 200, n_days: int = 3650, seed: int = 0,
     f_shock = rng.standard_t(4.0, size=(T, N)) / np.sqrt(2.0) * f_sd * np.sqrt(1.0 - f_phi ** 2)
 
     v_phi = 0.9
-    v_shock = rng.normal(0.0, 0.35 * np.sqrt(1.0 - v_phi ** 2), (T, N))
+    v_shock = rng.normal(0.0, _VOLUME_LOG_SD * np.sqrt(1.0 - v_phi ** 2), (T, N))
 
     # The AR(1) recursions are inherently sequential in time; looping over
     # days with vector ops over symbols stays in the low milliseconds.
@@ -237,8 +240,10 @@ def synth_panel(n_symbols: int = 200, n_days: int = 3650, seed: int = 0,
     perp_lag = np.where(rng.random(N) < 0.1, T, perp_lag)
     funding_missing = (day < list_day + perp_lag) | (rng.random((T, N)) < 0.003)
 
+    # Volume: turnover of market cap, with a unit-mean persistent lognormal
+    # wobble, spikes on big moves and a burst of trading after listing.
     turnover = np.exp(rng.uniform(np.log(0.003), np.log(0.3), N))
-    volume = market_cap * turnover * np.exp(v_ar - 0.5 * 0.35 ** 2) \
+    volume = market_cap * turnover * np.exp(v_ar - 0.5 * _VOLUME_LOG_SD ** 2) \
         * (1.0 + 6.0 * np.abs(logret)) \
         * (1.0 + 2.0 * np.exp(-np.maximum(since_list, 0) / 30.0))
 
