@@ -35,17 +35,24 @@ DAYS_PER_YEAR = 365.0
 def mean_std(x):
     """Mean and sample standard deviation (ddof = 1; NaN for fewer than 2 values).
 
-    Equals ``(x.mean(), x.std(ddof=1))``.
+    Equals ``(x.mean(), x.std(ddof=1))``, except that a series of identical
+    values has a standard deviation of exactly 0: the rounding of its mean
+    would otherwise leave ~1e-17 and a Sharpe ratio of ~1e17 where SEMANTICS
+    says NaN.
     """
     n = x.shape[0]
     if n == 0:
         return np.nan, np.nan
     m = 0.0
+    equal = True
     for v in x:
         m += v
+        equal = equal and v == x[0]
     m /= n
     if n < 2:
         return m, np.nan
+    if equal:
+        return x[0], 0.0
     s2 = 0.0
     for v in x:
         s2 += (v - m) * (v - m)

@@ -39,25 +39,27 @@ MODE_TOP_N = 1
 MODE_THRESHOLD = 2  # long-only: every eligible symbol with feature <= max_days
 
 
-@njit(cache=True, nogil=True)
-def _set_side(order_row, lo, hi, vol_row, use_vol, alloc, tgt, nt, wt):
-    """Target weights of one side (``order_row[lo:hi]``), appended to ``tgt``."""
+# Inlined at the IR level: a call that passes arrays costs reference-count
+# updates per array, which at one rebalance a day outweighed the work itself.
+@njit(inline="always")
+def _set_side(order, t, lo, hi, vol, use_vol, alloc, tgt, nt, wt):
+    """Target weights of one side (``order[t, lo:hi]``), appended to ``tgt``."""
     k = hi - lo
     if k <= 0:
         return nt
     if use_vol:
         inv_sum = 0.0
         for j in range(lo, hi):
-            inv_sum += 1.0 / vol_row[order_row[j]]
+            inv_sum += 1.0 / vol[t, order[t, j]]
         for j in range(lo, hi):
-            i = order_row[j]
-            wt[i] = alloc * (1.0 / vol_row[i]) / inv_sum
+            i = order[t, j]
+            wt[i] = alloc * (1.0 / vol[t, i]) / inv_sum
             tgt[nt] = i
             nt += 1
     else:
         each = alloc / k
         for j in range(lo, hi):
-            i = order_row[j]
+            i = order[t, j]
             wt[i] = each
             tgt[nt] = i
             nt += 1
@@ -94,6 +96,9 @@ def simulate(q, funding, order, count, vol, feature, ip, fp, s, e,
     a_short = -fp[F_SHORT]
     buffer = fp[F_BUFFER]
     cost_rate = fp[F_COST]
+    max_days = fp[F_MAX_DAYS]
+    q_div = ip[I_Q]
+    top_n = ip[I_TOP_N]
 
     w = np.zeros(N)
     wt = np.zeros(N)
@@ -106,51 +111,49 @@ def simulate(q, funding, order, count, vol, feature, ip, fp, s, e,
     ns = 0
     sw = 0.0
     sa = 0.0
-    empty_row = np.empty(0)
+    next_reb = s + phase  # a counter instead of a modulo per day
     for t in range(s, e + 1):
         d = t - s
-        q_row = q[t]
         # 1-2. What yesterday's book earns today: price and funding.
+        # (2-D indexing, not row views: a view per day costs reference counting.)
         P = 0.0
         F = 0.0
         for j in range(n_held):
-            P += w[held[j]] * q_row[held[j]]
+            P += w[held[j]] * q[t, held[j]]
         if has_funding:
-            f_row = funding[t]
             for j in range(n_held):
-                F -= w[held[j]] * f_row[held[j]]
+                F -= w[held[j]] * funding[t, held[j]]
         # 3. Drift with prices; "constant" keeps the weights (no cost).
         if drift and n_held > 0:
-            g = 1.0 + P + F
+            # One division per day, not per symbol: the product differs from
+            # w * (1 + q) / g by at most an ulp.
+            inv_g = 1.0 / (1.0 + P + F)
             sw = 0.0
             sa = 0.0
             for j in range(n_held):
                 i = held[j]
-                x = w[i] * (1.0 + q_row[i]) / g
+                x = w[i] * (1.0 + q[t, i]) * inv_g
                 w[i] = x
                 sw += x
                 sa += abs(x)
         # 4. Rebalance.
         tau = 0.0
-        if t - s >= phase and (t - s - phase) % k_reb == 0:
+        if t == next_reb:
+            next_reb += k_reb
             n_reb += 1
             n = count[t]
-            row = order[t]
-            vol_row = vol[t] if use_vol else empty_row
             nt = 0
             if mode == MODE_THRESHOLD:
                 k = 0
-                while k < n and feature[t, row[k]] <= fp[F_MAX_DAYS]:
+                while k < n and feature[t, order[t, k]] <= max_days:
                     k += 1
-                nt = _set_side(row, 0, k, vol_row, use_vol, a_long, tgt, nt, wt)
+                nt = _set_side(order, t, 0, k, vol, use_vol, a_long, tgt, nt, wt)
             else:
-                k = n // ip[I_Q] if mode == MODE_QUANTILE else min(ip[I_TOP_N], n // 2)
-                if long_low:
-                    nt = _set_side(row, 0, k, vol_row, use_vol, a_long, tgt, nt, wt)
-                    nt = _set_side(row, n - k, n, vol_row, use_vol, a_short, tgt, nt, wt)
-                else:
-                    nt = _set_side(row, n - k, n, vol_row, use_vol, a_long, tgt, nt, wt)
-                    nt = _set_side(row, 0, k, vol_row, use_vol, a_short, tgt, nt, wt)
+                k = n // q_div if mode == MODE_QUANTILE else min(top_n, n // 2)
+                lo_alloc = a_long if long_low else a_short
+                hi_alloc = a_short if long_low else a_long
+                nt = _set_side(order, t, 0, k, vol, use_vol, lo_alloc, tgt, nt, wt)
+                nt = _set_side(order, t, n - k, n, vol, use_vol, hi_alloc, tgt, nt, wt)
             for j in range(nt):
                 i = tgt[j]
                 mark[i] = True

@@ -17,17 +17,22 @@ from ._panel import Panel
 from ._params import config_id, resolve, warmup_days
 
 
-def evaluation_window(panel: Panel, warmup: int, start=None, end=None) -> tuple[int, int]:
-    """Day indices ``(s, e)`` of SEMANTICS §7: ``s = W`` unless ``start`` is given."""
+def evaluation_window(panel: Panel, warmup: int, start=None, end=None,
+                      where: str = "backtest()") -> tuple[int, int]:
+    """Day indices ``(s, e)`` of SEMANTICS §7: ``s = W`` unless ``start`` is given.
+
+    ``where`` names the source of ``start``/``end`` in errors (a study file's table).
+    """
     T = panel.shape[0]
-    e = panel.day_index(end, "end") if end is not None else T - 1
-    s = panel.day_index(start, "start") if start is not None else warmup
+    e = panel.day_index(end, f"{where} end") if end is not None else T - 1
+    s = panel.day_index(start, f"{where} start") if start is not None else warmup
     if s >= T:
         raise SweepError(
             f"{panel.source}: {T} days of data are too short for the warm-up of {warmup} days "
             f"(the longest window); at least {warmup + 1} days are needed")
     if s > e:
-        raise SweepError(f"the evaluation window is empty: start {panel.dates[s]} is after end {panel.dates[e]}")
+        raise SweepError(f"{where}: the evaluation window is empty: start {panel.dates[s]} is after "
+                         f"end {panel.dates[e]}")
     return s, e
 
 

@@ -109,9 +109,15 @@ def _cmd_show(args) -> int:
     if not trials.exists():
         raise SweepError(f"{folder}: no trials.parquet (run the study first, or check the folder)")
     manifest = {}
-    if (folder / "manifest.json").exists():
-        manifest = json.loads((folder / "manifest.json").read_text())
-    df = pl.read_parquet(trials)
+    reading = folder / "manifest.json"
+    try:
+        if reading.exists():
+            manifest = json.loads(reading.read_text())
+        reading = trials
+        df = pl.read_parquet(trials)
+    except (ValueError, OSError, pl.exceptions.PolarsError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SweepError(f"{reading}: unreadable ({first}); rerun the study with --force") from None
     by = args.by or manifest.get("study", {}).get("objective", "sharpe")
     if by not in METRICS:
         from ._params import closest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -87,10 +88,14 @@ def _read(path: Path) -> pl.DataFrame:
         raise SweepError(f"{path}: cannot read the table: {first}") from None
 
 
+def _show(v) -> str:
+    return str(v) if isinstance(v, (dt.date, dt.datetime)) else repr(v)
+
+
 def _rows(df: pl.DataFrame, mask: pl.Series, cols: list[str]) -> str:
     bad = df.with_row_index("row").filter(mask).head(_SHOW)
     return "; ".join(
-        f"row {r['row']}: " + ", ".join(f"{c}={r[c]!r}" for c in cols) for r in bad.iter_rows(named=True)
+        f"row {r['row']}: " + ", ".join(f"{c}={_show(r[c])}" for c in cols) for r in bad.iter_rows(named=True)
     )
 
 

@@ -87,6 +87,10 @@ MINIMUM: dict[str, float] = {
 }
 
 
+# Far beyond any daily panel, far below the kernels' int64: a larger value is a typo.
+MAX_INT = 1_000_000
+
+
 def closest(name: str, valid) -> str:
     """`` (did you mean 'x'?)`` for a near miss, else an empty string."""
     match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
@@ -119,6 +123,8 @@ def check_value(name: str, value: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise SweepError(f"{bad} must be a list of symbols")
         value = tuple(value)
+    if kind == "int" and value > MAX_INT:
+        raise SweepError(f"{bad} is above the maximum {MAX_INT:,}")
     if name in MINIMUM and value < MINIMUM[name]:
         raise SweepError(f"{bad} is below the minimum {MINIMUM[name]:g}")
     return value

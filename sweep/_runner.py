@@ -114,7 +114,7 @@ def plan(study: Study, data: str | Path | None = None, funding: str | Path | Non
             seen.add(needs)
             ws.check(p, str(study.path))
     warmup = max(warmup_days(p) for p in configs)
-    s, e = evaluation_window(panel, warmup, study.start, study.end)
+    s, e = evaluation_window(panel, warmup, study.start, study.end, f"{study.path}: [study]")
     return Plan(study, panel, configs, s, e)
 
 
@@ -200,6 +200,8 @@ def run_study(study: Study, *, data: str | Path | None = None, funding: str | Pa
     panel, configs, s, e = pl_.panel, pl_.configs, pl_.s, pl_.e
     jobs = max(1, jobs or default_jobs())
     out = Path(out) if out is not None else Path("results") / study.name
+    if out.exists() and not out.is_dir():
+        raise SweepError(f"--out {out} is a file, not a folder")
     fp_ = pl_.fingerprint(save_returns)
     partial = out / ".partial"
     manifest_path = out / "manifest.json"
@@ -218,16 +220,20 @@ def run_study(study: Study, *, data: str | Path | None = None, funding: str | Pa
                 raise SweepError(f"{partial} holds an unfinished run of a different study or data set; "
                                  "use --force to discard it")
             shutil.rmtree(partial)
+    # Everything that can fail on the input happens before the first file is written.
+    ws = Workspace(panel)
+    comp = compile_configs(ws, configs)
+    del ws  # the stacks hold what the kernels read; drop the caches' copies
     if force:
         manifest_path.unlink(missing_ok=True)
-    partial.mkdir(parents=True, exist_ok=True)
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SweepError(f"cannot create {partial}: {exc.strerror}") from None
     write_json({"fingerprint": fp_, "study": str(study.path)}, partial / "state.json")
 
     done = _read_done(partial)
     pending = np.array([c for c in range(len(configs)) if c not in done], dtype=np.int64)
-    ws = Workspace(panel)
-    comp = compile_configs(ws, configs)
-    del ws  # the stacks hold what the kernels read; drop the caches' copies
     q, fund = kernel_panels(panel)
     n = e - s + 1
 

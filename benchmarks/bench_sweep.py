@@ -1,0 +1,233 @@
+"""Speed and memory of the engine, measured side by side in one run.
+
+    python benchmarks/bench_sweep.py                 # print the figures
+    python benchmarks/bench_sweep.py --write-readme  # also replace the README's figures
+
+Agreement is checked before anything is timed: the fast path against the
+independent reference of the tests (when ``tests/reference.py`` is present)
+and the runner's table against one-off backtests. Every figure is a median of
+repeated runs; the machine, the versions and the date are printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import sweep  # noqa: E402
+from sweep._engine import Workspace, compile_configs, kernel_panels  # noqa: E402
+from kernels.portfolio import simulate  # noqa: E402
+
+EXCLUDE = '["USDT", "USDC", "BUSD", "DAI", "FRAX", "WBTC", "STETH", "AMPL"]'
+WINDOWS = [10, 20, 30, 45, 60, 90, 120, 180]
+
+
+def sweep_study(data: Path, name: str, n_rebalance: int = 60) -> str:
+    """The issue's rebalance sweep: 2 factors x rebalance 1..60 x 8 windows x 2 weightings x 2 holds."""
+    return f"""[study]
+name = "{name}"
+data = "{data}"
+[backtest]
+fee_bps = 10
+slippage_bps = 5
+exclude = {EXCLUDE}
+[grid]
+factor = ["volatility", "kurtosis"]
+rebalance_days = {list(range(1, n_rebalance + 1))}
+window = {WINDOWS}
+weighting = ["equal", "risk_parity"]
+hold = ["drift", "constant"]
+"""
+
+
+def median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def check_agreement() -> str:
+    from conftest import assert_close  # noqa: F401  (tests/ on the path)
+    from reference import reference_backtest
+
+    panel = sweep.synth(n_symbols=20, n_days=260, seed=7)
+    checked = 0
+    for factor in ("volatility", "kurtosis"):
+        for weighting, hold in (("equal", "drift"), ("risk_parity", "constant")):
+            res = sweep.backtest(panel, start=panel.dates[40], factor=factor, window=12, vol_window=10,
+                                 weighting=weighting, hold=hold, rebalance_days=3, fee_bps=10)
+            p = dict(res.params, exclude=[], top_by_market_cap=None)
+            ref = reference_backtest(panel.dates, list(panel.symbols), panel.close, panel.fields["market_cap"],
+                                     panel.fields["funding_rate"], p, 40, panel.shape[0] - 1)
+            for m, v in ref["metrics"].items():
+                assert_close(res.metrics[m], v, f"{m} of {factor}/{weighting}/{hold}")
+            checked += 1
+    return f"fast path = independent reference to 1e-9 on {checked} configurations"
+
+
+def run_inside(study_text: str, jobs: int, repeat: int) -> tuple[float, int]:
+    """Median configurations/s of the runner's compute phase (data loaded, features built)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "study.toml"
+        path.write_text(study_text)
+        study = sweep.load_study(path)
+        rates = []
+        for _ in range(repeat):
+            s = sweep.run_study(study, out=Path(tmp) / "out", jobs=jobs, progress=False, force=True)
+            rates.append(s.configs_per_second)
+        return statistics.median(rates), s.n_configs
+
+
+def run_cli(args: list[str], env: dict | None = None) -> float:
+    """Wall time of one `sweep` process, start to exit."""
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "sweep", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=ROOT)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"sweep {' '.join(args)} failed: {proc.stderr.strip()}")
+    return wall
+
+
+def peak_rss_of(args: list[str]) -> int:
+    """Peak RSS of a fresh process running `sweep` (measured by the child itself)."""
+    code = ("import resource, sys\nfrom sweep._cli import main\nrc = main(sys.argv[1:])\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"sweep {' '.join(args)} failed: {proc.stderr.strip()}")
+    return int(proc.stderr.strip().splitlines()[-1]) * 1024
+
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import numba
+
+    return (f"{dt.date.today()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"numba {numba.__version__}, polars {pl.__version__}, numpy {np.__version__}, sweep {sweep.__version__}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write-readme", action="store_true", help="replace the figures in README.md")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args()
+    rows: list[tuple[str, str, str]] = []
+
+    def report(what: str, value: str, target: str = "") -> None:
+        rows.append((what, value, target))
+        print(f"{what:<62} {value:>14}   {target}", flush=True)
+
+    print(machine())
+    print(check_agreement())
+    embedded = ROOT / "data" / "crypto_daily.parquet"
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        synth_path = tmp / "synth_200x3650.parquet"
+        sweep.synth_panel(n_symbols=200, n_days=3650, seed=0).write_parquet(synth_path)
+
+        # One backtest: the full API call (features included) and the recursion alone.
+        panel = sweep.load_panel(embedded)
+        kw = dict(factor="volatility", window=30, rebalance_days=7, fee_bps=10, weighting="risk_parity")
+        sweep.backtest(panel, **kw)
+        t_api = median_time(lambda: sweep.backtest(panel, **kw), 7)
+        p = sweep.backtest(panel, **kw).params
+        comp = compile_configs(Workspace(panel), [p])
+        q, f = kernel_panels(panel)
+        s, e = 30, panel.shape[0] - 1
+        series = [np.empty(e - s + 1) for _ in range(9)]
+        ip, fp = comp.ip[0], comp.fp[0]
+        call = lambda: simulate(q, f, comp.order_stack[0], comp.count_stack[0], comp.vol_stack[0],  # noqa: E731
+                                np.empty((0, 0)), ip, fp, s, e, *series, np.empty((0, 0)))
+        call()
+        t_kernel = median_time(call, 51)
+        report("one backtest, embedded data, sweep.backtest() (features incl.)", f"{t_api * 1e3:.1f} ms")
+        report("one backtest, embedded data, recursion over cached ranking", f"{t_kernel * 1e3:.3f} ms")
+
+        for label, data in (("embedded 76 x 2534", embedded), ("synthetic 200 x 3650", synth_path)):
+            for jobs in sorted({1, args.jobs}):
+                rate, n = run_inside(sweep_study(data, "bench"), jobs, args.repeat)
+                target = ">= 10,000/s" if "embedded" in label else ">= 1,000/s"
+                report(f"sweep of {n} configs, {label}, inside the runner, jobs={jobs}", f"{rate:,.0f}/s",
+                       target if jobs == args.jobs else "")
+
+        # End to end, process start included (warm Numba cache).
+        study = tmp / "bench.toml"
+        study.write_text(sweep_study(embedded, "bench"))
+        out = tmp / "out"
+        run_cli(["run", str(study), "--out", str(out), "--force", "--quiet"])
+        walls = [run_cli(["run", str(study), "--out", str(out), "--force", "--quiet", "--jobs", str(args.jobs)])
+                 for _ in range(args.repeat)]
+        n = sweep.load_study(study).n_configs
+        report(f"sweep of {n} configs, embedded, end to end (`sweep run`)",
+               f"{n / statistics.median(walls):,.0f}/s", ">= 2,500/s")
+
+        # Memory of a 10,000-configuration sweep on 200 x 3650.
+        big = tmp / "big.toml"
+        big.write_text(sweep_study(synth_path, "big", n_rebalance=125)
+                       .replace('factor = ["volatility", "kurtosis"]', 'factor = ["volatility"]')
+                       .replace('hold = ["drift", "constant"]', 'buffer = [0.0, 0.1, 0.2, 0.3, 0.5]'))
+        n_big = sweep.load_study(big).n_configs
+        rss = peak_rss_of(["run", str(big), "--out", str(tmp / "big"), "--force", "--quiet"])
+        report(f"peak memory, {n_big:,} configs on synthetic 200 x 3650", f"{rss / 2**20:,.0f} MiB", "< 1 GB")
+
+        # The README's main job: first ever (empty Numba cache, compilation included) and warm.
+        main_out = tmp / "main"
+        first = run_cli(["run", "studies/volatility_rebalance.toml", "--out", str(main_out), "--quiet"],
+                           env={"NUMBA_CACHE_DIR": str(tmp / "numba-cache")})
+        report("`sweep run studies/volatility_rebalance.toml`, first ever", f"{first:.1f} s", "<= 20 s")
+        warm = statistics.median(
+            run_cli(["run", "studies/volatility_rebalance.toml", "--out", str(main_out), "--force", "--quiet"])
+            for _ in range(args.repeat))
+        report("`sweep run studies/volatility_rebalance.toml`, warm", f"{warm:.2f} s", "<= 3 s")
+
+    if args.write_readme:
+        write_readme(rows)
+
+
+def write_readme(rows: list[tuple[str, str, str]]) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    table = ["| measurement | figure | target |", "| --- | ---: | --- |"]
+    table += [f"| {w} | {v} | {t} |" for w, v, t in rows]
+    block = ("<!-- bench:start -->\n"
+             f"Measured by `python benchmarks/bench_sweep.py --write-readme` on {machine()}:\n\n"
+             + "\n".join(table) + "\n<!-- bench:end -->")
+    new, n = re.subn(r"<!-- bench:start -->.*?<!-- bench:end -->", lambda _: block, text, flags=re.S)
+    if n != 1:
+        raise SystemExit("README.md has no <!-- bench:start --> ... <!-- bench:end --> block")
+    tmp = readme.with_name(".README.md.tmp")
+    tmp.write_text(new)
+    os.replace(tmp, readme)
+    print(f"wrote the figures into {readme}")
+
+
+if __name__ == "__main__":
+    main()
