@@ -164,7 +164,7 @@ def main() -> None:
         s, e = 30, panel.shape[0] - 1
         series = [np.empty(e - s + 1) for _ in range(9)]
         ip, fp = comp.ip[0], comp.fp[0]
-        call = lambda: simulate(q, f, comp.order_stack[0], comp.count_stack[0], comp.vol_stack[0],  # noqa: E731
+        call = lambda: simulate(q, f, comp.order_stack[0], comp.count_stack[0], comp.ivol_stack[0],  # noqa: E731
                                 np.empty((0, 0)), ip, fp, s, e, *series, np.empty((0, 0)))
         call()
         t_kernel = median_time(call, 51)

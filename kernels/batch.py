@@ -14,12 +14,12 @@ from .portfolio import I_FEAT, I_RANK, I_VOL, simulate
 
 
 @njit(cache=True, nogil=True)
-def run_batch(q, funding, order_stack, count_stack, vol_stack, feature_stack, ip, fp, s, e,
+def run_batch(q, funding, order_stack, count_stack, ivol_stack, feature_stack, ip, fp, s, e,
               returns_out):
     """Metrics ``(C, N_METRICS)`` of the ``C`` configurations ``ip[c], fp[c]``.
 
     Each configuration reads ``order_stack[ip[c, I_RANK]]``,
-    ``vol_stack[ip[c, I_VOL]]`` (when >= 0) and ``feature_stack[ip[c, I_FEAT]]``
+    ``ivol_stack[ip[c, I_VOL]]`` (when >= 0) and ``feature_stack[ip[c, I_FEAT]]``
     (when >= 0): the stacks hold every distinct array once for the whole study.
     When ``returns_out`` has rows, row ``c`` receives configuration ``c``'s
     daily net returns.
@@ -42,9 +42,9 @@ def run_batch(q, funding, order_stack, count_stack, vol_stack, feature_stack, ip
         r = ip[c, I_RANK]
         v = ip[c, I_VOL]
         f = ip[c, I_FEAT]
-        vol = vol_stack[v] if v >= 0 else no_panel
+        ivol = ivol_stack[v] if v >= 0 else no_panel
         feature = feature_stack[f] if f >= 0 else no_panel
-        n_reb = simulate(q, funding, order_stack[r], count_stack[r], vol, feature,
+        n_reb = simulate(q, funding, order_stack[r], count_stack[r], ivol, feature,
                          ip[c], fp[c], s, e, R, R_pre, tau, cost, fund,
                          n_long, n_short, net, gross, no_weights)
         compute_metrics(R, R_pre, tau, cost, fund, n_long, n_short, net, gross, n_reb, out[c])

@@ -15,7 +15,7 @@ from numba import njit
 
 # Integer parameters, one row per configuration (``ip``).
 I_RANK = 0  # index into the stack of rankings
-I_VOL = 1  # index into the stack of volatilities, -1 for equal weights
+I_VOL = 1  # index into the stack of inverse volatilities, -1 for equal weights
 I_FEAT = 2  # index into the stack of features (threshold selection only)
 I_MODE = 3  # MODE_QUANTILE, MODE_TOP_N or MODE_THRESHOLD
 I_Q = 4
@@ -42,32 +42,40 @@ MODE_THRESHOLD = 2  # long-only: every eligible symbol with feature <= max_days
 # Inlined at the IR level: a call that passes arrays costs reference-count
 # updates per array, which at one rebalance a day outweighed the work itself.
 @njit(inline="always")
-def _set_side(order, t, lo, hi, vol, use_vol, alloc, tgt, nt, wt):
-    """Target weights of one side (``order[t, lo:hi]``), appended to ``tgt``."""
+def _target_side(order, t, lo, hi, ivol, use_vol, alloc, w, buffer, mark, tgt, tw, nt, tau):
+    """Append one side's targets (``order[t, lo:hi]``) to ``tgt``/``tw``; return ``(nt, tau)``.
+
+    The buffer and the turnover against the current weights are applied as
+    each target is made, so a rebalance reads every target once.
+    """
     k = hi - lo
     if k <= 0:
-        return nt
+        return nt, tau
+    scale = 0.0
+    each = 0.0
     if use_vol:
+        # ivol is 1 / volatility, precomputed once per study.
         inv_sum = 0.0
         for j in range(lo, hi):
-            inv_sum += 1.0 / vol[t, order[t, j]]
-        for j in range(lo, hi):
-            i = order[t, j]
-            wt[i] = alloc * (1.0 / vol[t, i]) / inv_sum
-            tgt[nt] = i
-            nt += 1
+            inv_sum += ivol[t, order[t, j]]
+        scale = alloc / inv_sum
     else:
         each = alloc / k
-        for j in range(lo, hi):
-            i = order[t, j]
-            wt[i] = each
-            tgt[nt] = i
-            nt += 1
-    return nt
+    for j in range(lo, hi):
+        i = order[t, j]
+        x = scale * ivol[t, i] if use_vol else each
+        if buffer > 0.0 and x != 0.0 and abs(x - w[i]) <= buffer * abs(x):
+            x = w[i]
+        tau += abs(x - w[i])
+        mark[i] = True
+        tgt[nt] = i
+        tw[nt] = x
+        nt += 1
+    return nt, tau
 
 
 @njit(cache=True, nogil=True)
-def simulate(q, funding, order, count, vol, feature, ip, fp, s, e,
+def simulate(q, funding, order, count, ivol, feature, ip, fp, s, e,
              R, R_pre, tau_out, cost_out, fund_out, n_long, n_short, net, gross,
              weights_out):
     """Run one configuration over days ``s .. e`` (inclusive); fill the daily series.
@@ -76,9 +84,9 @@ def simulate(q, funding, order, count, vol, feature, ip, fp, s, e,
     replaced by 0, ``funding`` the funding panel with NaNs replaced by 0 or an
     empty ``(0, 0)`` array; both as ``kernel_panels`` in ``sweep._engine``
     prepares them, so the inner loops carry no finiteness tests.
-    ``order``/``count`` are the configuration's ranking, ``vol`` the ``(T, N)``
-    risk-parity volatility (``(0, 0)`` for equal weights), ``feature`` the
-    feature panel (read by threshold selection only).
+    ``order``/``count`` are the configuration's ranking, ``ivol`` the ``(T, N)``
+    inverse of the risk-parity volatility (``(0, 0)`` for equal weights),
+    ``feature`` the feature panel (read by threshold selection only).
     Short weights are negative; the long side gets ``+fp[F_LONG]`` of NAV and
     the short side ``-fp[F_SHORT]``. Output series have length ``e - s + 1``;
     ``weights_out`` is filled when it has rows. Returns the rebalance count.
@@ -101,7 +109,7 @@ def simulate(q, funding, order, count, vol, feature, ip, fp, s, e,
     top_n = ip[I_TOP_N]
 
     w = np.zeros(N)
-    wt = np.zeros(N)
+    tw = np.empty(N)
     mark = np.zeros(N, dtype=np.bool_)
     held = np.empty(N, dtype=np.int64)
     tgt = np.empty(N, dtype=np.int64)
@@ -147,19 +155,15 @@ def simulate(q, funding, order, count, vol, feature, ip, fp, s, e,
                 k = 0
                 while k < n and feature[t, order[t, k]] <= max_days:
                     k += 1
-                nt = _set_side(order, t, 0, k, vol, use_vol, a_long, tgt, nt, wt)
+                nt, tau = _target_side(order, t, 0, k, ivol, use_vol, a_long, w, buffer, mark, tgt, tw, nt, tau)
             else:
                 k = n // q_div if mode == MODE_QUANTILE else min(top_n, n // 2)
                 lo_alloc = a_long if long_low else a_short
                 hi_alloc = a_short if long_low else a_long
-                nt = _set_side(order, t, 0, k, vol, use_vol, lo_alloc, tgt, nt, wt)
-                nt = _set_side(order, t, n - k, n, vol, use_vol, hi_alloc, tgt, nt, wt)
-            for j in range(nt):
-                i = tgt[j]
-                mark[i] = True
-                if buffer > 0.0 and wt[i] != 0.0 and abs(wt[i] - w[i]) <= buffer * abs(wt[i]):
-                    wt[i] = w[i]
-                tau += abs(wt[i] - w[i])
+                nt, tau = _target_side(order, t, 0, k, ivol, use_vol, lo_alloc, w, buffer, mark, tgt, tw, nt, tau)
+                nt, tau = _target_side(order, t, n - k, n, ivol, use_vol, hi_alloc, w, buffer, mark, tgt, tw,
+                                       nt, tau)
+            # Held names without a target are sold.
             for j in range(n_held):
                 i = held[j]
                 if not mark[i]:
@@ -172,9 +176,8 @@ def simulate(q, funding, order, count, vol, feature, ip, fp, s, e,
             sa = 0.0
             for j in range(nt):
                 i = tgt[j]
-                x = wt[i]
+                x = tw[j]
                 w[i] = x
-                wt[i] = 0.0
                 mark[i] = False
                 if x != 0.0:
                     held[n_held] = i

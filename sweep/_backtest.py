@@ -77,10 +77,10 @@ def backtest(panel: Panel, *, start=None, end=None, return_weights: bool = False
     series = [np.empty(n) for _ in range(9)]
     weights = np.empty((n, N)) if return_weights else np.empty((0, 0))
     ip, fp = comp.ip[0], comp.fp[0]
-    vol = comp.vol_stack[ip[I_VOL]] if ip[I_VOL] >= 0 else np.empty((0, 0))
+    ivol = comp.ivol_stack[ip[I_VOL]] if ip[I_VOL] >= 0 else np.empty((0, 0))
     feature = comp.feature_stack[ip[I_FEAT]] if ip[I_FEAT] >= 0 else np.empty((0, 0))
     n_reb = simulate(*kernel_panels(panel), comp.order_stack[ip[I_RANK]],
-                     comp.count_stack[ip[I_RANK]], vol, feature, ip, fp, s, e, *series, weights)
+                     comp.count_stack[ip[I_RANK]], ivol, feature, ip, fp, s, e, *series, weights)
     out = np.empty(N_METRICS)
     compute_metrics(*series, n_reb, out)
     R, R_pre, tau, cost, fund = series[:5]

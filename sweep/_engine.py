@@ -107,11 +107,38 @@ class Workspace:
     def ranking(self, key: tuple) -> tuple[np.ndarray, np.ndarray]:
         if key not in self._rankings:
             fkey, vol_window, exclude, top_k = key
-            vol = self.vol(vol_window) if vol_window else np.empty((0, 0))
-            self._rankings[key] = selection.rank_eligible(
-                self.feature(fkey), self.panel.close, vol, self.excluded(exclude),
-                self.universe(exclude, top_k))
+            if vol_window:
+                order, count = self.ranking((fkey, None, exclude, top_k))
+                self._rankings[key] = selection.restrict_ranking(order, count, self.vol(vol_window))
+            else:
+                self._rankings[key] = selection.rank_eligible(
+                    self.feature(fkey), self.panel.close, np.empty((0, 0)), self.excluded(exclude),
+                    self.universe(exclude, top_k))
         return self._rankings[key]
+
+    def prepare(self, configs: list[dict[str, Any]], jobs: int = 1) -> None:
+        """Compute every feature and ranking the configurations need, ``jobs`` at a time.
+
+        The kernels release the GIL, so threads share the panel without copies.
+        Stages run in dependency order (features, then plain rankings, then the
+        risk-parity rankings derived from them), each stage in parallel.
+        """
+        keys = {ranking_key(p) for p in configs}
+        features = {k[0] for k in keys} | {("volatility", k[1]) for k in keys if k[1]}
+        plain = {(k[0], None, k[2], k[3]) for k in keys}
+        self.panel.log_returns  # noqa: B018  (computed once, before the threads read it)
+        for exclude, top_k in {(k[2], k[3]) for k in keys}:
+            self.universe(exclude, top_k)
+        for stage, fn in ((features, self.feature), (plain, self.ranking), (keys - plain, self.ranking)):
+            todo = sorted(stage, key=repr)
+            if jobs > 1 and len(todo) > 1:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(min(jobs, len(todo))) as pool:
+                    list(pool.map(fn, todo))
+            else:
+                for k in todo:
+                    fn(k)
 
 
 @dataclass
@@ -122,15 +149,16 @@ class Compiled:
     fp: np.ndarray  # (C, N_FLOAT) float64
     order_stack: np.ndarray  # (R, T, N) int32
     count_stack: np.ndarray  # (R, T) int32
-    vol_stack: np.ndarray  # (V, T, N) float64
+    ivol_stack: np.ndarray  # (V, T, N) float64: 1 / volatility(vol_window)
     feature_stack: np.ndarray  # (F, T, N) float64, threshold features only
 
     def stacks(self) -> tuple:
-        return self.order_stack, self.count_stack, self.vol_stack, self.feature_stack
+        return self.order_stack, self.count_stack, self.ivol_stack, self.feature_stack
 
 
-def compile_configs(ws: Workspace, configs: list[dict[str, Any]]) -> Compiled:
+def compile_configs(ws: Workspace, configs: list[dict[str, Any]], jobs: int = 1) -> Compiled:
     """Encode resolved configurations as kernel parameter rows and build the shared stacks."""
+    ws.prepare(configs, jobs)
     T, N = ws.panel.shape
     ranks: dict[tuple, int] = {}
     vols: dict[int, int] = {}
@@ -163,13 +191,16 @@ def compile_configs(ws: Workspace, configs: list[dict[str, Any]]) -> Compiled:
     count_stack = np.empty((len(ranks), T), dtype=np.int32)
     for key, j in ranks.items():
         order_stack[j], count_stack[j] = ws.ranking(key)
-    vol_stack = np.empty((len(vols), T, N))
+    # Risk parity reads 1 / volatility: dividing once per study, not per target.
+    ivol_stack = np.empty((len(vols), T, N))
     for window, j in vols.items():
-        vol_stack[j] = ws.vol(window)
+        vol = ws.vol(window)
+        np.divide(1.0, vol, out=ivol_stack[j], where=vol > 0.0)
+        ivol_stack[j][~(vol > 0.0)] = np.nan
     feature_stack = np.empty((len(feats), T, N))
     for key, j in feats.items():
         feature_stack[j] = ws.feature(key)
-    return Compiled(ip, fp, order_stack, count_stack, vol_stack, feature_stack)
+    return Compiled(ip, fp, order_stack, count_stack, ivol_stack, feature_stack)
 
 
 def kernel_panels(panel: Panel) -> tuple[np.ndarray, np.ndarray]:

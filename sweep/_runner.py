@@ -222,7 +222,7 @@ def run_study(study: Study, *, data: str | Path | None = None, funding: str | Pa
             shutil.rmtree(partial)
     # Everything that can fail on the input happens before the first file is written.
     ws = Workspace(panel)
-    comp = compile_configs(ws, configs)
+    comp = compile_configs(ws, configs, jobs)
     del ws  # the stacks hold what the kernels read; drop the caches' copies
     if force:
         manifest_path.unlink(missing_ok=True)

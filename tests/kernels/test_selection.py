@@ -205,3 +205,25 @@ def test_universe_then_rank_eligible_matches_python(seed):
     expected_allowed = py_universe(cap, excluded, 4)
     assert_ranking(order, count, py_rank(feature, close, vol, excluded, expected_allowed))
     assert (count <= 4).all()
+
+
+def test_restrict_ranking_equals_ranking_with_vol():
+    """Filtering the plain ranking by vol gives the ranking that sorts with vol eligibility."""
+    from kernels.selection import rank_eligible, restrict_ranking
+
+    rng = np.random.default_rng(3)
+    T, N = 60, 12
+    feature = np.round(rng.normal(size=(T, N)), 1)  # rounding makes ties
+    feature[rng.random((T, N)) < 0.1] = np.nan
+    close = np.where(rng.random((T, N)) < 0.05, np.nan, 1.0)
+    vol = np.abs(rng.normal(size=(T, N)))
+    vol[rng.random((T, N)) < 0.15] = np.nan
+    vol[rng.random((T, N)) < 0.05] = 0.0
+    excluded = np.zeros(N, dtype=np.bool_)
+    excluded[4] = True
+    no_universe = np.empty((0, N), dtype=np.bool_)
+    order, count = rank_eligible(feature, close, np.empty((0, 0)), excluded, no_universe)
+    expected = rank_eligible(feature, close, vol, excluded, no_universe)
+    got = restrict_ranking(order, count, vol)
+    np.testing.assert_array_equal(got[1], expected[1])
+    np.testing.assert_array_equal(got[0], expected[0])
