@@ -6,34 +6,105 @@ Conventions shared by every kernel here:
   the value at ``t`` uses data up to and including ``t`` and nothing after.
 * The value is NaN unless all ``w`` observations are finite (pandas'
   ``min_periods = w``); a NaN anywhere in the window makes it NaN.
-* Each window is recomputed from its own values with a two-pass (centred)
-  formula instead of running sums: running sums of powers cancel badly for the
-  third and fourth moments, the two-pass result is exact to a few ulps, and a
-  recompute costs ``w`` reads per cell, which is cheaper than the features'
-  consumers (one ranking per day) for the windows used in practice.
-* A window whose values are all equal has zero variance: ``std`` is exactly 0,
-  skewness, kurtosis and a beta against a constant market are NaN (pandas' rule).
+* Moments are centred on the window's mean, which is kept as a running sum
+  with Kahan compensation (restarted at every gap): one pass over the window
+  then sums the centred powers. Running sums of the powers themselves would be
+  O(1) per day but cancel badly in the third and fourth moments; centring
+  keeps every result within a few ulps of the exact two-pass value, and an
+  error in the mean only enters the variance at second order.
+* A window whose values are all equal has zero variance, detected exactly (a
+  count of equal consecutive values), not from a rounded variance: ``std`` is
+  exactly 0; skewness, kurtosis and a beta against a constant market are NaN
+  (pandas' rule).
+* Sums and means (momentum, carry) are recomputed per window, exactly: their
+  windows are short, and a running sum would turn exact ties (two coins with
+  identical returns, a stablecoin's zeros) into rounding noise that reorders
+  the ranking.
 """
 
 import numpy as np
 from numba import njit
 
-
-@njit(cache=True, nogil=True)
-def _window_all_equal(x, lo, hi, i):
-    first = x[lo, i]
-    for u in range(lo + 1, hi):
-        if x[u, i] != first:
-            return False
-    return True
+STD, SKEW, KURT = 0, 1, 2
 
 
-@njit(cache=True, nogil=True)
-def _window_mean(x, lo, hi, i):
-    s = 0.0
+@njit(inline="always")
+def _kahan_add(total, comp, v):
+    """``total + v`` with the compensation term carried in ``comp``."""
+    y = v - comp
+    t = total + y
+    return t, (t - total) - y
+
+
+@njit(inline="always")
+def _centred_sums(x, lo, hi, i, m):
+    s2 = 0.0
+    s3 = 0.0
+    s4 = 0.0
     for u in range(lo, hi):
-        s += x[u, i]
-    return s / (hi - lo)
+        d = x[u, i] - m
+        d2 = d * d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+    return s2, s3, s4
+
+
+@njit(cache=True, nogil=True)
+def _moment_windows(x, w, kind):
+    T, N = x.shape
+    out = np.full((T, N), np.nan)
+    n = float(w)
+    for i in range(N):
+        run = 0  # consecutive finite values ending at t
+        same = 0  # consecutive equal values ending at t
+        total = 0.0
+        comp = 0.0
+        absum = 0.0  # sum of |updates| since the running sum was exact: bounds its error
+        for t in range(T):
+            v = x[t, i]
+            if not np.isfinite(v):
+                run = 0
+                same = 0
+                total = comp = absum = 0.0
+                continue
+            same = same + 1 if run > 0 and v == x[t - 1, i] else 1
+            run += 1
+            total, comp = _kahan_add(total, comp, v)
+            absum += abs(v)
+            if run > w:
+                total, comp = _kahan_add(total, comp, -x[t - w, i])
+                absum += abs(x[t - w, i])
+            if run < w:
+                continue
+            if same >= w:
+                if kind == STD:
+                    out[t, i] = 0.0
+                continue
+            lo = t - w + 1
+            s2, s3, s4 = _centred_sums(x, lo, t + 1, i, total / n)
+            # Guard: when the running mean's error bound (2 eps * absum / n) is not
+            # negligible next to the window's spread (a huge value has left the
+            # window), make the sum exact again and redo the pass.
+            err = 4.5e-16 * absum / n
+            if err * err * n > 1e-24 * s2:
+                total = 0.0
+                absum = 0.0
+                for u in range(lo, t + 1):
+                    total += x[u, i]
+                    absum += abs(x[u, i])
+                comp = 0.0
+                s2, s3, s4 = _centred_sums(x, lo, t + 1, i, total / n)
+            if kind == STD:
+                out[t, i] = np.sqrt(s2 / (n - 1.0))
+            elif kind == SKEW:
+                m2 = s2 / n
+                out[t, i] = np.sqrt(n * (n - 1.0)) / (n - 2.0) * (s3 / n) / (m2 * np.sqrt(m2))
+            else:
+                a = n * (n + 1.0) * (n - 1.0) / ((n - 2.0) * (n - 3.0))
+                b = 3.0 * (n - 1.0) * (n - 1.0) / ((n - 2.0) * (n - 3.0))
+                out[t, i] = a * s4 / (s2 * s2) - b
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -42,25 +113,7 @@ def rolling_std(x, w):
 
     Equals ``pandas.DataFrame(x).rolling(w).std()``. Requires ``w >= 2``.
     """
-    T, N = x.shape
-    out = np.full((T, N), np.nan)
-    for i in range(N):
-        run = 0
-        for t in range(T):
-            run = run + 1 if np.isfinite(x[t, i]) else 0
-            if run < w:
-                continue
-            lo = t - w + 1
-            if _window_all_equal(x, lo, t + 1, i):
-                out[t, i] = 0.0
-                continue
-            m = _window_mean(x, lo, t + 1, i)
-            s2 = 0.0
-            for u in range(lo, t + 1):
-                d = x[u, i] - m
-                s2 += d * d
-            out[t, i] = np.sqrt(s2 / (w - 1))
-    return out
+    return _moment_windows(x, w, STD)
 
 
 @njit(cache=True, nogil=True)
@@ -71,31 +124,7 @@ def rolling_skew(x, w):
 
     Equals ``pandas.DataFrame(x).rolling(w).skew()``. Requires ``w >= 3``.
     """
-    T, N = x.shape
-    out = np.full((T, N), np.nan)
-    n = float(w)
-    adj = np.sqrt(n * (n - 1.0)) / (n - 2.0)
-    for i in range(N):
-        run = 0
-        for t in range(T):
-            run = run + 1 if np.isfinite(x[t, i]) else 0
-            if run < w:
-                continue
-            lo = t - w + 1
-            if _window_all_equal(x, lo, t + 1, i):
-                continue
-            m = _window_mean(x, lo, t + 1, i)
-            s2 = 0.0
-            s3 = 0.0
-            for u in range(lo, t + 1):
-                d = x[u, i] - m
-                d2 = d * d
-                s2 += d2
-                s3 += d2 * d
-            m2 = s2 / n
-            m3 = s3 / n
-            out[t, i] = adj * m3 / (m2 * np.sqrt(m2))
-    return out
+    return _moment_windows(x, w, SKEW)
 
 
 @njit(cache=True, nogil=True)
@@ -106,30 +135,15 @@ def rolling_kurt(x, w):
 
     Equals ``pandas.DataFrame(x).rolling(w).kurt()``. Requires ``w >= 4``.
     """
-    T, N = x.shape
-    out = np.full((T, N), np.nan)
-    n = float(w)
-    a = n * (n + 1.0) * (n - 1.0) / ((n - 2.0) * (n - 3.0))
-    b = 3.0 * (n - 1.0) * (n - 1.0) / ((n - 2.0) * (n - 3.0))
-    for i in range(N):
-        run = 0
-        for t in range(T):
-            run = run + 1 if np.isfinite(x[t, i]) else 0
-            if run < w:
-                continue
-            lo = t - w + 1
-            if _window_all_equal(x, lo, t + 1, i):
-                continue
-            m = _window_mean(x, lo, t + 1, i)
-            s2 = 0.0
-            s4 = 0.0
-            for u in range(lo, t + 1):
-                d = x[u, i] - m
-                d2 = d * d
-                s2 += d2
-                s4 += d2 * d2
-            out[t, i] = a * s4 / (s2 * s2) - b
-    return out
+    return _moment_windows(x, w, KURT)
+
+
+@njit(cache=True, nogil=True)
+def _window_mean(x, lo, hi, i):
+    s = 0.0
+    for u in range(lo, hi):
+        s += x[u, i]
+    return s / (hi - lo)
 
 
 @njit(cache=True, nogil=True)
@@ -170,39 +184,73 @@ def rolling_mean(x, w):
     return out
 
 
+@njit(inline="always")
+def _co_sums(x, m, lo, hi, i, mx, mm):
+    sxm = 0.0
+    sxx = 0.0
+    smm = 0.0
+    for u in range(lo, hi):
+        dx = x[u, i] - mx
+        dm = m[u] - mm
+        sxm += dx * dm
+        sxx += dx * dx
+        smm += dm * dm
+    return sxm, sxx, smm
+
+
 @njit(cache=True, nogil=True)
 def rolling_beta(x, m, w):
     """``cov(x_i, m) / var(m)`` over ``w`` days, both ddof = 1 (they cancel).
 
     ``m`` is the market's log return, shape ``(T,)``. NaN unless the ``w`` days
     are finite for both the symbol and the market, and where the market is
-    constant over the window. Equals
+    constant over the window. Means are running Kahan sums, the
+    co-moments one centred pass. Equals
     ``df[i].rolling(w).cov(m) / m.rolling(w).var()``. Requires ``w >= 2``.
     """
     T, N = x.shape
     out = np.full((T, N), np.nan)
+    n = float(w)
+    same = np.zeros(T, dtype=np.int64)  # consecutive equal market values ending at t
+    for t in range(T):
+        if np.isfinite(m[t]):
+            same[t] = same[t - 1] + 1 if t > 0 and m[t] == m[t - 1] else 1
     for i in range(N):
         run = 0
+        tx = cx = tm = cm = 0.0
+        ax = am = 0.0  # sums of |updates|: bound the running sums' errors
         for t in range(T):
-            run = run + 1 if (np.isfinite(x[t, i]) and np.isfinite(m[t])) else 0
-            if run < w:
+            if not (np.isfinite(x[t, i]) and np.isfinite(m[t])):
+                run = 0
+                tx = cx = tm = cm = ax = am = 0.0
+                continue
+            run += 1
+            tx, cx = _kahan_add(tx, cx, x[t, i])
+            tm, cm = _kahan_add(tm, cm, m[t])
+            ax += abs(x[t, i])
+            am += abs(m[t])
+            if run > w:
+                tx, cx = _kahan_add(tx, cx, -x[t - w, i])
+                tm, cm = _kahan_add(tm, cm, -m[t - w])
+                ax += abs(x[t - w, i])
+                am += abs(m[t - w])
+            if run < w or same[t] >= w:
                 continue
             lo = t - w + 1
-            mx = _window_mean(x, lo, t + 1, i)
-            mm = 0.0
-            equal = True
-            for u in range(lo, t + 1):
-                mm += m[u]
-                equal = equal and m[u] == m[lo]
-            if equal:
-                continue
-            mm /= w
-            sxm = 0.0
-            smm = 0.0
-            for u in range(lo, t + 1):
-                dm = m[u] - mm
-                sxm += (x[u, i] - mx) * dm
-                smm += dm * dm
+            sxm, sxx, smm = _co_sums(x, m, lo, t + 1, i, tx / n, tm / n)
+            # Mean errors enter the co-moments at second order (n * dx * dm):
+            # make the sums exact again where that is not negligible.
+            ex = 4.5e-16 * ax / n
+            em = 4.5e-16 * am / n
+            if n * em * em > 1e-24 * smm or n * ex * ex > 1e-24 * sxx:
+                tx = tm = ax = am = 0.0
+                for u in range(lo, t + 1):
+                    tx += x[u, i]
+                    tm += m[u]
+                    ax += abs(x[u, i])
+                    am += abs(m[u])
+                cx = cm = 0.0
+                sxm, sxx, smm = _co_sums(x, m, lo, t + 1, i, tx / n, tm / n)
             out[t, i] = sxm / smm
     return out
 

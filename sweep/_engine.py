@@ -163,30 +163,35 @@ def compile_configs(ws: Workspace, configs: list[dict[str, Any]], jobs: int = 1)
     ranks: dict[tuple, int] = {}
     vols: dict[int, int] = {}
     feats: dict[tuple, int] = {}
-    ip = np.zeros((len(configs), K.N_INT), dtype=np.int64)
-    fp = np.zeros((len(configs), K.N_FLOAT))
-    for c, p in enumerate(configs):
-        f = FACTORS[p["factor"]]
-        row = ip[c]
-        row[K.I_RANK] = ranks.setdefault(ranking_key(p), len(ranks))
-        row[K.I_VOL] = vols.setdefault(p["vol_window"], len(vols)) if p["weighting"] == "risk_parity" else -1
-        if f.long is None:
-            row[K.I_MODE] = K.MODE_THRESHOLD
-            row[K.I_FEAT] = feats.setdefault(feature_key(p), len(feats))
+    int_rows = []
+    float_rows = []
+    for p in configs:
+        int_row = [0] * K.N_INT
+        int_row[K.I_RANK] = ranks.setdefault(ranking_key(p), len(ranks))
+        int_row[K.I_VOL] = vols.setdefault(p["vol_window"], len(vols)) if p["weighting"] == "risk_parity" else -1
+        if FACTORS[p["factor"]].long is None:
+            int_row[K.I_MODE] = K.MODE_THRESHOLD
+            int_row[K.I_FEAT] = feats.setdefault(feature_key(p), len(feats))
         else:
-            row[K.I_MODE] = K.MODE_QUANTILE if p["selection"] == "quantile" else K.MODE_TOP_N
-            row[K.I_FEAT] = -1
-        row[K.I_Q] = p["q"]
-        row[K.I_TOP_N] = p["top_n"]
-        row[K.I_LONG_LOW] = 1 if p["long"] == "low" else 0
-        row[K.I_K] = p["rebalance_days"]
-        row[K.I_PHASE] = p["phase"]
-        row[K.I_DRIFT] = 1 if p["hold"] == "drift" else 0
-        fp[c, K.F_LONG] = p["long_allocation"]
-        fp[c, K.F_SHORT] = p["short_allocation"]
-        fp[c, K.F_BUFFER] = p["buffer"]
-        fp[c, K.F_COST] = (p["fee_bps"] + p["slippage_bps"]) / 10_000.0
-        fp[c, K.F_MAX_DAYS] = p["max_days"]
+            int_row[K.I_MODE] = K.MODE_QUANTILE if p["selection"] == "quantile" else K.MODE_TOP_N
+            int_row[K.I_FEAT] = -1
+        int_row[K.I_Q] = p["q"]
+        int_row[K.I_TOP_N] = p["top_n"]
+        int_row[K.I_LONG_LOW] = 1 if p["long"] == "low" else 0
+        int_row[K.I_K] = p["rebalance_days"]
+        int_row[K.I_PHASE] = p["phase"]
+        int_row[K.I_DRIFT] = 1 if p["hold"] == "drift" else 0
+        float_row = [0.0] * K.N_FLOAT
+        float_row[K.F_LONG] = p["long_allocation"]
+        float_row[K.F_SHORT] = p["short_allocation"]
+        float_row[K.F_BUFFER] = p["buffer"]
+        float_row[K.F_COST] = (p["fee_bps"] + p["slippage_bps"]) / 10_000.0
+        float_row[K.F_MAX_DAYS] = p["max_days"]
+        int_rows.append(int_row)
+        float_rows.append(float_row)
+    # One conversion at the end: assigning numpy scalars field by field was the slow part.
+    ip = np.array(int_rows, dtype=np.int64).reshape(len(configs), K.N_INT)
+    fp = np.array(float_rows, dtype=np.float64).reshape(len(configs), K.N_FLOAT)
     order_stack = np.empty((len(ranks), T, N), dtype=np.int32)
     count_stack = np.empty((len(ranks), T), dtype=np.int32)
     for key, j in ranks.items():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,14 +129,15 @@ def check_value(name: str, value: Any, where: str) -> Any:
     return value
 
 
-def resolve(params: dict[str, Any], where: str = "parameters") -> dict[str, Any]:
+def resolve(params: dict[str, Any], where: str = "parameters", checked: bool = False) -> dict[str, Any]:
     """Every parameter with its value: given, the factor's default, or the global default.
 
-    Checks types and the rules that tie parameters together (a window below its
-    feature's minimum, ``phase >= rebalance_days``). The result is the canonical
-    form a configuration is hashed and stored in.
+    Checks types (unless ``checked``: values a study already checked one by one)
+    and the rules that tie parameters together (a window below its feature's
+    minimum, ``phase >= rebalance_days``). The result is the canonical form a
+    configuration is hashed and stored in.
     """
-    given = {name: check_value(name, value, where) for name, value in params.items()}
+    given = params if checked else {name: check_value(name, value, where) for name, value in params.items()}
     out = {name: given.get(name, default) for name, (_, default) in PARAMS.items()}
     factor = FACTORS[out["factor"]]
     if out["window"] is None:
@@ -175,6 +175,6 @@ def warmup_days(p: dict[str, Any]) -> int:
 
 def config_id(p: dict[str, Any]) -> str:
     """A stable 16-hex id of a resolved configuration (same parameters, same id)."""
-    text = json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in sorted(p.items())},
-                      sort_keys=True, separators=(",", ":"))
+    # repr of resolved values is canonical: ints, floats, strings and sorted tuples.
+    text = repr(sorted(p.items()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -62,8 +62,14 @@ class Study:
         """Every configuration resolved; an impossible combination is refused with its values."""
         out = []
         for raw in self.raw_configs():
-            where = f"{self.path}: configuration " + ", ".join(f"{k}={raw[k]!r}" for k in self.axes)
-            out.append(resolve(raw, where if self.axes else str(self.path)))
+            try:
+                out.append(resolve(raw, str(self.path), checked=True))
+            except SweepError:
+                if not self.axes:
+                    raise
+                # Name the refused combination (built only on failure: it is slow).
+                where = f"{self.path}: configuration " + ", ".join(f"{k}={raw[k]!r}" for k in self.axes)
+                resolve(raw, where, checked=True)
         return out
 
     def fingerprint(self) -> str:
