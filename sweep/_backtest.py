@@ -64,8 +64,10 @@ def backtest(panel: Panel, *, start=None, end=None, return_weights: bool = False
     >>> import sweep
     >>> panel = sweep.synth(n_symbols=20, n_days=400, seed=1)
     >>> res = sweep.backtest(panel, factor="volatility", window=30, rebalance_days=7)
-    >>> sorted(res.metrics)[:3]
-    ['ann_vol', 'avg_gross_exposure', 'avg_long']
+    >>> res.returns.height  # days 30 .. 399: the 30-day window is complete on day 30
+    370
+    >>> res.metrics["n_rebalances"]  # days 30, 37, ..., 394
+    53
     """
     p = resolve(params, "backtest()")
     ws = Workspace(panel)

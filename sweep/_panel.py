@@ -166,8 +166,8 @@ def load_panel(path: str | Path, funding: str | Path | None = None) -> Panel:
     ``funding_rate`` column of the main table). Every problem raises a
     ``SweepError`` naming the file, the column and the first offending rows.
 
-    >>> panel = load_panel("data/crypto_daily.parquet")  # doctest: +SKIP
-    >>> panel.close.shape  # doctest: +SKIP
+    >>> panel = load_panel("data/crypto_daily.parquet")
+    >>> panel.close.shape
     (2534, 76)
     """
     path = Path(path)

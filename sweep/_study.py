@@ -94,8 +94,8 @@ def _date(value: Any, where: str) -> dt.date | None:
 def load_study(path: str | Path) -> Study:
     """Read and validate a study file; every problem names the file and the key.
 
-    >>> study = load_study("studies/volatility_rebalance.toml")  # doctest: +SKIP
-    >>> study.n_configs  # doctest: +SKIP
+    >>> study = load_study("studies/volatility_rebalance.toml")
+    >>> study.n_configs
     240
     """
     path = Path(path)
