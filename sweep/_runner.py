@@ -220,21 +220,9 @@ def run_study(study: Study, *, data: str | Path | None = None, funding: str | Pa
     fp_ = pl_.fingerprint(save_returns)
     partial = out / ".partial"
     manifest_path = out / "manifest.json"
-
-    if manifest_path.exists() and not force:
-        old = _load_json(manifest_path)
-        if old.get("fingerprint") == fp_ and (out / "trials.parquet").exists():
-            return RunSummary(out, len(configs), 0, len(configs), time.perf_counter() - t0, 0.0,
-                              pl_.start, pl_.end)
-        raise SweepError(f"{out} holds results of a different study, data set or evaluation window; "
-                         "use --force to replace them or --out for another folder")
-    if partial.exists():
-        state = _load_json(partial / "state.json") if (partial / "state.json").exists() else {}
-        if state.get("fingerprint") != fp_:
-            if not force:
-                raise SweepError(f"{partial} holds an unfinished run of a different study or data set; "
-                                 "use --force to discard it")
-            shutil.rmtree(partial)
+    if _already_complete(out, fp_, force):
+        return RunSummary(out, len(configs), 0, len(configs), time.perf_counter() - t0, 0.0,
+                          pl_.start, pl_.end)
     # Everything that can fail on the input happens before the first file is written.
     ws = Workspace(panel)
     comp = compile_configs(ws, configs, jobs)
@@ -289,6 +277,22 @@ def run_study(study: Study, *, data: str | Path | None = None, funding: str | Pa
     write_json(manifest, manifest_path)
     shutil.rmtree(partial, ignore_errors=True)
     return summary
+
+
+def _already_complete(out: Path, fp_: str, force: bool) -> bool:
+    """True when ``out`` holds this very run; refuse another study's files unless ``force``."""
+    manifest_path, partial = out / "manifest.json", out / ".partial"
+    if manifest_path.exists() and not force:
+        if _load_json(manifest_path).get("fingerprint") == fp_ and (out / "trials.parquet").exists():
+            return True
+        raise SweepError(f"{out} holds results of a different study, data set or evaluation window; "
+                         "use --force to replace them or --out for another folder")
+    if partial.exists() and _load_json(partial / "state.json").get("fingerprint") != fp_:
+        if not force:
+            raise SweepError(f"{partial} holds an unfinished run of a different study or data set; "
+                             "use --force to discard it")
+        shutil.rmtree(partial)
+    return False
 
 
 def _load_json(path: Path) -> dict:

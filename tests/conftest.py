@@ -27,6 +27,15 @@ def assert_close(actual: float, expected: float, what: str = "") -> None:
     assert abs(actual - expected) <= ATOL + RTOL * abs(expected), f"{what}: {actual!r} != {expected!r}"
 
 
+def assert_panels_close(actual, expected, rtol: float = RTOL, atol: float = ATOL) -> None:
+    """Same shape and NaN pattern; finite values within rtol/atol."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
+
+
 @pytest.fixture(scope="session")
 def small_panel():
     """20 synthetic symbols x 260 days, with funding, market caps, gaps, listings, delistings."""

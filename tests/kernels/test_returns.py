@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+from conftest import assert_panels_close
 import pandas as pd
 import pytest
 
@@ -12,13 +13,7 @@ nan = np.nan
 RTOL, ATOL = 1e-9, 1e-12
 
 
-def assert_close(actual, expected, rtol=RTOL, atol=ATOL):
-    """Same NaN pattern, finite values within rtol/atol."""
-    actual = np.asarray(actual, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    assert actual.shape == expected.shape
-    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
+assert_close = assert_panels_close
 
 
 def random_close(T=200, N=8, seed=0, hole_rate=0.05):

@@ -10,6 +10,7 @@ import warnings
 from fractions import Fraction
 
 import numpy as np
+from conftest import assert_panels_close
 import pandas as pd
 import pytest
 import scipy.stats
@@ -40,12 +41,7 @@ KERNELS = {
 }
 
 
-def assert_close(actual, expected, rtol=RTOL, atol=ATOL):
-    actual = np.asarray(actual, dtype=np.float64)
-    expected = np.asarray(expected, dtype=np.float64)
-    assert actual.shape == expected.shape
-    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, equal_nan=True)
+assert_close = assert_panels_close
 
 
 def expected_nan_mask(x, w, m=None):
