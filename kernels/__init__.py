@@ -12,4 +12,6 @@ scratch, never inside its inner loops. One module per concern:
 * ``portfolio``: the recursion of one configuration (SEMANTICS §7-§8).
 * ``metrics``: the performance metrics of a return series (SEMANTICS §9).
 * ``batch``: many configurations per call, the runner's unit of parallel work.
+* ``cscv``: per-block moments and the combinatorially symmetric cross-validation
+  behind the Probability of Backtest Overfitting.
 """

@@ -15,14 +15,18 @@ from .portfolio import I_FEAT, I_RANK, I_VOL, simulate
 
 @njit(cache=True, nogil=True)
 def run_batch(q, funding, order_stack, count_stack, ivol_stack, feature_stack, ip, fp, s, e,
-              returns_out):
+              returns_out, block_sums, block_sumsq):
     """Metrics ``(C, N_METRICS)`` of the ``C`` configurations ``ip[c], fp[c]``.
 
     Each configuration reads ``order_stack[ip[c, I_RANK]]``,
     ``ivol_stack[ip[c, I_VOL]]`` (when >= 0) and ``feature_stack[ip[c, I_FEAT]]``
     (when >= 0): the stacks hold every distinct array once for the whole study.
     When ``returns_out`` has rows, row ``c`` receives configuration ``c``'s
-    daily net returns.
+    daily net returns. When ``block_sums`` has rows (shape ``(C, S)``), it and
+    ``block_sumsq`` receive the sums of the net returns and of their squares
+    over ``S`` contiguous blocks of the window (the first ``n % S`` blocks one
+    day longer): what the overfitting statistics need, without keeping the
+    ``C x n`` return matrix.
     """
     C = ip.shape[0]
     n = e - s + 1
@@ -50,4 +54,19 @@ def run_batch(q, funding, order_stack, count_stack, ivol_stack, feature_stack, i
         compute_metrics(R, R_pre, tau, cost, fund, n_long, n_short, net, gross, n_reb, out[c])
         if returns_out.shape[0] > 0:
             returns_out[c] = R
+        if block_sums.shape[0] > 0:
+            S = block_sums.shape[1]
+            base = n // S
+            extra = n % S
+            start = 0
+            for b in range(S):
+                stop = start + base + (1 if b < extra else 0)
+                s1 = 0.0
+                s2 = 0.0
+                for d in range(start, stop):
+                    s1 += R[d]
+                    s2 += R[d] * R[d]
+                block_sums[c, b] = s1
+                block_sumsq[c, b] = s2
+                start = stop
     return out

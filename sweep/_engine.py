@@ -93,6 +93,16 @@ class Workspace:
     def vol(self, window: int) -> np.ndarray:
         return self.feature(("volatility", window))
 
+    def inverse_vol(self, window: int) -> np.ndarray:
+        """``1 / volatility(window)`` (NaN where not positive): risk parity divides once
+        per study, not once per target."""
+        key = ("inverse_volatility", window)
+        if key not in self._features:
+            vol = self.vol(window)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                self._features[key] = np.where(vol > 0.0, 1.0 / vol, np.nan)
+        return self._features[key]
+
     def excluded(self, exclude: tuple[str, ...]) -> np.ndarray:
         ex = set(exclude)
         return np.array([s in ex for s in self.panel.symbols], dtype=np.bool_)
@@ -192,20 +202,19 @@ def compile_configs(ws: Workspace, configs: list[dict[str, Any]], jobs: int = 1)
     # One conversion at the end: assigning numpy scalars field by field was the slow part.
     ip = np.array(int_rows, dtype=np.int64).reshape(len(configs), K.N_INT)
     fp = np.array(float_rows, dtype=np.float64).reshape(len(configs), K.N_FLOAT)
-    order_stack = np.empty((len(ranks), T, N), dtype=np.int32)
-    count_stack = np.empty((len(ranks), T), dtype=np.int32)
-    for key, j in ranks.items():
-        order_stack[j], count_stack[j] = ws.ranking(key)
-    # Risk parity reads 1 / volatility: dividing once per study, not per target.
-    ivol_stack = np.empty((len(vols), T, N))
-    for window, j in vols.items():
-        vol = ws.vol(window)
-        np.divide(1.0, vol, out=ivol_stack[j], where=vol > 0.0)
-        ivol_stack[j][~(vol > 0.0)] = np.nan
-    feature_stack = np.empty((len(feats), T, N))
-    for key, j in feats.items():
-        feature_stack[j] = ws.feature(key)
-    return Compiled(ip, fp, order_stack, count_stack, ivol_stack, feature_stack)
+    rankings = [ws.ranking(key) for key in ranks]  # dicts keep insertion order = index order
+    return Compiled(ip, fp, _stack([o for o, _ in rankings], (T, N), np.int32),
+                    _stack([c for _, c in rankings], (T,), np.int32),
+                    _stack([ws.inverse_vol(w) for w in vols], (T, N), np.float64),
+                    _stack([ws.feature(k) for k in feats], (T, N), np.float64))
+
+
+def _stack(arrays: list[np.ndarray], shape: tuple[int, ...], dtype) -> np.ndarray:
+    # One array is a view with a leading axis (no copy: one Optuna trial, one
+    # walk-forward choice); several are copied into one block for the kernel.
+    if len(arrays) == 1:
+        return arrays[0][np.newaxis]
+    return np.stack(arrays) if arrays else np.empty((0, *shape), dtype=dtype)
 
 
 def kernel_panels(panel: Panel) -> tuple[np.ndarray, np.ndarray]:
@@ -219,3 +228,46 @@ def kernel_panels(panel: Panel) -> tuple[np.ndarray, np.ndarray]:
     f = panel.fields.get("funding_rate")
     f = np.where(np.isfinite(f), f, 0.0) if f is not None else np.empty((0, 0))
     return q, f
+
+
+NO_BLOCKS = (np.empty((0, 0)), np.empty((0, 0)))  # run_batch without block moments
+
+
+class Evaluator:
+    """Runs resolved configurations on one panel over any evaluation window.
+
+    The building block of every study kind: a grid runs all its configurations
+    once, a walk-forward runs candidates on train windows and the chosen one on
+    each test window, an Optuna search one trial at a time. Features and
+    rankings are computed once per panel and shared by every call.
+    """
+
+    def __init__(self, panel: Panel, jobs: int = 1):
+        self.panel = panel
+        self.jobs = jobs
+        self.workspace = Workspace(panel)
+        self.q, self.funding = kernel_panels(panel)
+
+    def prepare(self, configs: list[dict[str, Any]]) -> None:
+        """Compute the features and rankings of ``configs`` ahead of time (in parallel)."""
+        self.workspace.prepare(configs, self.jobs)
+
+    def run(self, configs: list[dict[str, Any]], s: int, e: int,
+            returns: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Metrics ``(C, N_METRICS)`` over days ``s .. e`` and, with ``returns``, the
+        daily net returns ``(C, e - s + 1)``. Every configuration starts flat on day ``s``."""
+        metrics, rets, _ = self.run_blocks(configs, s, e, 0, returns)
+        return metrics, rets
+
+    def run_blocks(self, configs: list[dict[str, Any]], s: int, e: int, n_blocks: int,
+                   returns: bool = False) -> tuple[np.ndarray, np.ndarray | None, tuple | None]:
+        """``run`` plus the per-block sums and sums of squares of the net returns
+        (``n_blocks`` contiguous blocks, as ``kernels.cscv.block_moments``)."""
+        from kernels.batch import run_batch
+
+        comp = compile_configs(self.workspace, configs, 1)
+        C = len(configs)
+        rets = np.empty((C, e - s + 1)) if returns else np.empty((0, 0))
+        blocks = (np.empty((C, n_blocks)), np.empty((C, n_blocks))) if n_blocks else NO_BLOCKS
+        metrics = run_batch(self.q, self.funding, *comp.stacks(), comp.ip, comp.fp, s, e, rets, *blocks)
+        return metrics, (rets if returns else None), (blocks if n_blocks else None)

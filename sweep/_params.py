@@ -86,6 +86,9 @@ MINIMUM: dict[str, float] = {
 }
 
 
+# Metrics where smaller is better: a study with one of them as objective minimises it.
+LOWER_IS_BETTER = frozenset({"ann_vol", "turnover", "cost_paid"})
+
 # Far beyond any daily panel, far below the kernels' int64: a larger value is a typo.
 MAX_INT = 1_000_000
 

@@ -41,10 +41,11 @@ from ._engine import Compiled, Workspace, compile_configs, kernel_panels
 from ._errors import SweepError
 from ._io import write_json, write_parquet
 from ._panel import Panel, load_panel
-from ._params import FACTORS, config_id, warmup_days
+from ._params import FACTORS, LOWER_IS_BETTER, config_id, warmup_days
 from ._study import Study
 
 SCHEMA_VERSION = 1
+N_BLOCKS = 16  # blocks of the evaluation window for the PBO's cross-validation
 DEFAULT_DATA = Path("data") / "crypto_daily.parquet"
 
 
@@ -152,7 +153,8 @@ class RunSummary:
 def _warm_up(comp: Compiled, q: np.ndarray, funding: np.ndarray, s: int, e: int) -> None:
     # Compile (or load from Numba's cache) in this thread before the pool starts,
     # so no two workers compile or write the cache at once.
-    run_batch(q, funding, *comp.stacks(), comp.ip[:1], comp.fp[:1], s, e, np.empty((0, 0)))
+    run_batch(q, funding, *comp.stacks(), comp.ip[:1], comp.fp[:1], s, e, np.empty((0, 0)),
+              np.empty((1, N_BLOCKS)), np.empty((1, N_BLOCKS)))
 
 
 def _chunks(pending: np.ndarray, jobs: int) -> list[np.ndarray]:
@@ -205,11 +207,18 @@ def run_study(study: Study, *, data: str | Path | None = None, funding: str | Pa
               out: str | Path | None = None, jobs: int | None = None, force: bool = False,
               save_returns: bool = False, progress: bool | None = None,
               on_chunk: Callable[[int], None] | None = None) -> RunSummary:
-    """Run every configuration of a grid study and write the result tables.
+    """Run a study and write its result tables.
 
+    Grid studies run here; the other kinds in their own modules (``sweep._kinds``).
     ``on_chunk(n_written)`` is called after each chunk reaches the disk (a hook
     for progress reporting and for tests that interrupt a run).
     """
+    if study.kind != "grid":
+        from ._kinds import module
+
+        return module(study.kind).run(study, data=data, funding=funding, out=out,
+                                      jobs=max(1, jobs or default_jobs()), force=force,
+                                      progress=progress, on_chunk=on_chunk)
     t0 = time.perf_counter()
     pl_ = plan(study, data, funding)
     panel, configs, s, e = pl_.panel, pl_.configs, pl_.s, pl_.e
@@ -242,8 +251,9 @@ def run_study(study: Study, *, data: str | Path | None = None, funding: str | Pa
 
     def work(idx: np.ndarray):
         rets = np.empty((len(idx), n)) if save_returns else np.empty((0, 0))
-        metrics = run_batch(q, fund, *comp.stacks(), comp.ip[idx], comp.fp[idx], s, e, rets)
-        return idx, metrics, rets
+        sums, sumsq = np.empty((len(idx), N_BLOCKS)), np.empty((len(idx), N_BLOCKS))
+        metrics = run_batch(q, fund, *comp.stacks(), comp.ip[idx], comp.fp[idx], s, e, rets, sums, sumsq)
+        return idx, (metrics, sums, sumsq), rets
 
     t_run = time.perf_counter()
     fresh: list[pl.DataFrame] = []  # this invocation's chunks, kept to skip re-reading them
@@ -270,7 +280,8 @@ def run_study(study: Study, *, data: str | Path | None = None, funding: str | Pa
             bar.close()
     compute_time = time.perf_counter() - t_run
 
-    _finalize(pl_, out, partial, save_returns, fresh, done)
+    metrics = _finalize(pl_, out, partial, save_returns, fresh, done)
+    write_json(grid_summary(pl_, metrics), out / "summary.json")
     wall = time.perf_counter() - t0
     summary = RunSummary(out, len(configs), len(pending), len(done), wall, compute_time, pl_.start, pl_.end)
     manifest = _manifest(pl_, fp_, summary)
@@ -302,15 +313,21 @@ def _load_json(path: Path) -> dict:
         return {}
 
 
-def _write_chunk(partial: Path, idx: np.ndarray, metrics: np.ndarray, rets: np.ndarray,
-                 save_returns: bool) -> pl.DataFrame:
+BLOCK_COLUMNS = [f"_block_sum_{b}" for b in range(N_BLOCKS)] + [f"_block_sumsq_{b}" for b in range(N_BLOCKS)]
+
+
+def _write_chunk(partial: Path, idx: np.ndarray, results: tuple[np.ndarray, np.ndarray, np.ndarray],
+                 rets: np.ndarray, save_returns: bool) -> pl.DataFrame:
     name = f"{int(idx[0]):09d}"
     if save_returns:
         C, n = rets.shape
         write_parquet(pl.DataFrame({"idx": np.repeat(idx, n).astype(np.int64),
                                     "day": np.tile(np.arange(n, dtype=np.int32), C),
                                     "ret": rets.ravel()}), partial / f"returns-{name}.parquet")
-    df = pl.DataFrame({"idx": idx, **{m: metrics[:, j] for j, m in enumerate(METRICS)}})
+    metrics, sums, sumsq = results
+    blocks = np.hstack([sums, sumsq])
+    df = pl.DataFrame({"idx": idx, **{m: metrics[:, j] for j, m in enumerate(METRICS)},
+                       **{c: blocks[:, j] for j, c in enumerate(BLOCK_COLUMNS)}})
     # The metrics file is written last: its presence is what marks the chunk done.
     write_parquet(df, partial / f"chunk-{name}.parquet")
     return df
@@ -323,13 +340,13 @@ def trials_table(study: Study, configs: list[dict[str, Any]], metrics: pl.DataFr
         values = [p[name] for p in configs]
         cols[name] = [list(v) for v in values] if name == "exclude" else values
     df = pl.DataFrame(cols)
-    df = pl.concat([df, metrics.drop("idx")], how="horizontal")
+    df = pl.concat([df, metrics.select(METRICS)], how="horizontal")
     return df.with_columns(pl.col("n_rebalances").cast(pl.Int64),
                            pl.lit(SCHEMA_VERSION, dtype=pl.Int32).alias("schema_version"))
 
 
 def _finalize(pl_: Plan, out: Path, partial: Path, save_returns: bool, fresh: list[pl.DataFrame],
-              done: set[int]) -> None:
+              done: set[int]) -> pl.DataFrame:
     parts = list(fresh)
     if done:  # chunks of an earlier, interrupted invocation
         parts += [pl.read_parquet(f) for f in sorted(partial.glob("chunk-*.parquet"))
@@ -347,6 +364,60 @@ def _finalize(pl_: Plan, out: Path, partial: Path, save_returns: bool, fresh: li
         table = pl.DataFrame({"config_id": ids.gather(rets["idx"]), "date": dates.gather(rets["day"]),
                               "ret": rets["ret"]})
         write_parquet(table, out / "returns.parquet")
+    return metrics
+
+
+def best_index(values: np.ndarray, objective: str) -> int:
+    """Index of the best finite objective value (first on ties), -1 when none is finite."""
+    v = np.where(np.isfinite(values), values, np.nan)
+    if not np.isfinite(v).any():
+        return -1
+    return int(np.nanargmin(v) if objective in LOWER_IS_BETTER else np.nanargmax(v))
+
+
+def grid_summary(pl_: Plan, metrics: pl.DataFrame) -> dict[str, Any]:
+    """``summary.json`` of a grid, from the block moments the kernels kept per chunk."""
+    blocks = metrics.select(BLOCK_COLUMNS).to_numpy()
+    return study_summary(pl_.study, pl_.panel, pl_.configs, pl_.s, pl_.e,
+                         metrics.select(METRICS).to_numpy(), blocks[:, :N_BLOCKS], blocks[:, N_BLOCKS:])
+
+
+def study_summary(study: Study, panel: Panel, configs: list[dict[str, Any]], s: int, e: int,
+                  metrics: np.ndarray, sums: np.ndarray, sumsq: np.ndarray,
+                  columns: list[str] | None = None) -> dict[str, Any]:
+    """``summary.json``: the best configuration and the overfitting statistics of a search
+    (PSR, DSR, expected maximum Sharpe, minimum backtest length, PBO by CSCV).
+
+    ``metrics`` ``(C, N_METRICS)`` and the per-block moments ``(C, N_BLOCKS)`` of the
+    ``C`` distinct configurations tried (N in the deflation is ``C``).
+    """
+    from ._engine import Evaluator
+    from ._overfit import overfitting_summary
+
+    objective = study.objective
+    values = metrics[:, METRICS.index(objective)]
+    best = best_index(values, objective)
+    out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "objective": objective,
+                           "n_configurations": len(configs)}
+    if best < 0:
+        out["note"] = f"no configuration has a finite {objective}"
+        return out
+    p = configs[best]
+    out["best"] = {"config_id": config_id(p), **{k: _jsonable(p[k]) for k in (columns or study.columns)},
+                   objective: float(values[best])}
+    _, rets = Evaluator(panel).run([p], s, e, returns=True)
+    n = e - s + 1
+    counts = np.array([n // N_BLOCKS + (1 if b < n % N_BLOCKS else 0) for b in range(N_BLOCKS)], dtype=np.int64)
+    try:
+        out["overfitting"] = overfitting_summary(rets[0], metrics[:, METRICS.index("sharpe")],
+                                                 np.ascontiguousarray(sums), np.ascontiguousarray(sumsq), counts)
+    except SweepError as exc:  # too few configurations or days for the statistics
+        out["note"] = str(exc)
+    return out
+
+
+def _jsonable(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
 
 
 def _versions() -> dict[str, str]:

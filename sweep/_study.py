@@ -16,10 +16,17 @@ from kernels.metrics import METRICS
 from ._errors import SweepError
 from ._params import PARAMS, check_value, closest, resolve
 
-KINDS = ("grid",)
-PLANNED_KINDS = ("optuna", "walk_forward", "monte_carlo")
+KINDS = ("grid", "optuna", "walk_forward", "monte_carlo")
 STUDY_KEYS = ("name", "kind", "objective", "data", "funding", "start", "end", "description")
-TABLES = ("study", "backtest", "grid")
+TABLES = ("study", "backtest", "grid", "space", "optuna", "walk_forward", "monte_carlo")
+# Which tables each kind reads ([study] and [backtest] always); a table another
+# kind reads is refused rather than silently ignored.
+KIND_TABLES = {
+    "grid": {"grid"},
+    "optuna": {"space", "optuna"},
+    "walk_forward": {"walk_forward", "grid", "space", "optuna"},
+    "monte_carlo": {"monte_carlo", "grid"},
+}
 
 
 @dataclass
@@ -39,13 +46,23 @@ class Study:
     axes: dict[str, list[Any]]
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    # The kind-specific tables ([space], [optuna], [walk_forward], [monte_carlo])
+    # as read; each kind's module validates its own (``sweep._kinds``).
+    tables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def n_configs(self) -> int:
+        if self.every_phase:
+            return sum(1 for _ in self.raw_configs())
         n = 1
         for values in self.axes.values():
             n *= len(values)
         return n
+
+    @property
+    def every_phase(self) -> bool:
+        """``phase = "all"`` in [grid]: every phase ``0 .. k-1`` of each rebalance period."""
+        return self.axes.get("phase") == "all"
 
     @property
     def columns(self) -> list[str]:
@@ -54,9 +71,15 @@ class Study:
 
     def raw_configs(self) -> Iterator[dict[str, Any]]:
         """Configurations in the fixed order of the grid (last axis fastest)."""
-        names = list(self.axes)
-        for combo in itertools.product(*self.axes.values()):
-            yield {**self.fixed, **dict(zip(names, combo))}
+        axes = {k: v for k, v in self.axes.items() if not (k == "phase" and v == "all")}
+        names = list(axes)
+        for combo in itertools.product(*axes.values()):
+            config = {**self.fixed, **dict(zip(names, combo))}
+            if self.every_phase:
+                for phase in range(config.get("rebalance_days", 1)):
+                    yield {**config, "phase": phase}
+            else:
+                yield config
 
     def resolved_configs(self) -> list[dict[str, Any]]:
         """Every configuration resolved; an impossible combination is refused with its values."""
@@ -109,8 +132,6 @@ def load_study(path: str | Path) -> Study:
         raise SweepError(f"{path}: not valid TOML: {exc}") from None
     for table, value in raw.items():
         if table not in TABLES:
-            if table in PLANNED_KINDS:
-                raise SweepError(f"{path}: [{table}] belongs to a study kind this version does not run yet")
             raise SweepError(f"{path}: unknown table [{table}]{closest(table, TABLES)}")
         if not isinstance(value, dict):
             raise SweepError(f"{path}: '{table}' must be a table [{table}]")
@@ -120,10 +141,11 @@ def load_study(path: str | Path) -> Study:
             raise SweepError(f"{path}: unknown key [study] {key}{closest(key, STUDY_KEYS)}")
     kind = head.get("kind", "grid")
     if kind not in KINDS:
-        if kind in PLANNED_KINDS:
-            raise SweepError(f"{path}: [study] kind = '{kind}' is not supported by this version (only 'grid')")
         raise SweepError(f"{path}: [study] kind = {kind!r} is not one of {', '.join(KINDS)}"
-                         f"{closest(str(kind), KINDS + PLANNED_KINDS)}")
+                         f"{closest(str(kind), KINDS)}")
+    for table in raw:
+        if table not in ("study", "backtest") and table not in KIND_TABLES[kind]:
+            raise SweepError(f"{path}: [{table}] does not apply to a study of kind '{kind}'")
     objective = head.get("objective", "sharpe")
     if objective not in METRICS:
         raise SweepError(f"{path}: [study] objective = {objective!r} is not a metric"
@@ -145,6 +167,9 @@ def load_study(path: str | Path) -> Study:
             raise SweepError(f"{path}: [grid] unknown parameter '{key}'{closest(key, PARAMS)}")
         if key in fixed:
             raise SweepError(f"{where} is also set in [backtest]; keep one")
+        if key == "phase" and values == "all":
+            axes[key] = "all"  # expanded per rebalance period by raw_configs
+            continue
         if not isinstance(values, list):
             raise SweepError(f"{where} must be a list of values (an axis)")
         if not values:
@@ -158,7 +183,12 @@ def load_study(path: str | Path) -> Study:
                   data=head.get("data"), funding=head.get("funding"),
                   start=_date(head.get("start"), f"{path}: [study] start"),
                   end=_date(head.get("end"), f"{path}: [study] end"),
-                  fixed=fixed, axes=axes, description=head.get("description", ""), raw=raw)
+                  fixed=fixed, axes=axes, description=head.get("description", ""), raw=raw,
+                  tables={t: raw[t] for t in ("space", "optuna", "walk_forward", "monte_carlo") if t in raw})
     if study.start and study.end and study.start > study.end:
         raise SweepError(f"{path}: [study] start = {study.start} is after end = {study.end}")
+    if kind != "grid":
+        from ._kinds import validate
+
+        validate(study)
     return study
