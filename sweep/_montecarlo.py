@@ -1,0 +1,520 @@
+"""Monte Carlo studies (``kind = "monte_carlo"``): how much of a result is luck.
+
+Every configuration of the study's ``[grid]`` (the ``[backtest]`` parameters
+alone when there is no grid: one configuration) runs on every *sample*; a
+sample is one of three kinds of perturbation, chosen by ``[monte_carlo]
+method``:
+
+* ``block_bootstrap`` (``n_samples``, ``seed``, ``block_days``): a stationary
+  bootstrap (Politis & Romano 1994) of whole days. Sample day 0 is the data's
+  day 0 (it has no return); sample days ``1 .. e`` are drawn from the source
+  days ``1 .. e`` (``e``: the evaluation end, so no day after it is ever used):
+  a block starts at a uniform random day, and each following day starts a new
+  block with probability ``1 / block_days``, else takes the source day after
+  the previous one (wrapping from ``e`` to 1). Every symbol takes the same
+  source day, so the cross-section of a day stays together. Closes are rebuilt
+  by compounding the resampled simple returns from each symbol's first close
+  (``kernels.bootstrap.rebuild_close`` states the rule for missing values: a
+  symbol missing on the source day is missing on the sample day, and a source
+  day without a measurable return is left unpriced rather than given an
+  invented one). ``volume``, ``market_cap`` and ``funding_rate`` take the
+  values of the same source days; ``open``, ``high`` and ``low`` are dropped
+  (no feature reads them). Features and rankings are recomputed on the sample
+  panel, and every configuration is evaluated over the study's window.
+* ``phase``: every configuration at every rebalance phase ``0 .. k - 1``
+  (``k`` its ``rebalance_days``) on the data itself. A sample is a phase, so
+  ``n_samples`` and ``seed`` are refused (they could not change anything), as
+  is a ``phase`` in ``[backtest]`` or ``[grid]`` (it is what the method varies).
+* ``subperiod`` (``n_samples``, ``seed``, ``subperiod_days``): ``n_samples``
+  windows of ``subperiod_days`` days, their first day uniform among those that
+  keep the window inside the evaluation window; every configuration starts
+  flat on the window's first day (features still read the days before it).
+
+Sample ``k``'s random numbers come from ``numpy.random.default_rng([seed, k])``,
+never from a worker, so results do not depend on ``--jobs``. Samples run on a
+thread pool (the kernels release the GIL); each finished chunk of samples is
+kept in ``<out>/.partial/`` so an interrupted run resumes, as a grid does.
+
+Outputs in ``<out>``: ``samples.parquet`` (one row per sample and
+configuration), ``summary.parquet`` (one row per configuration: statistics of
+the study's objective over its samples) and ``manifest.json``.
+
+Summary statistics (``mean``, ``median``, ``q05``, ``q95``: numpy's linear
+quantiles) are over a configuration's non-NaN objective values;
+``p_positive`` counts NaN as not positive; ``p_best`` is the probability that
+the configuration is the best of a sample (highest objective, lowest for
+``ann_vol``, ``turnover`` and ``cost_paid``), ties split evenly and NaN never
+best. For ``phase``, configurations with different ``rebalance_days`` share
+no sample, so ``p_best`` is the exact probability of being the best when each
+configuration's phase is drawn independently and uniformly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import polars as pl
+
+from kernels.bootstrap import rebuild_close
+from kernels.metrics import METRICS
+
+from ._engine import Evaluator
+from ._errors import SweepError
+from ._io import write_json, write_parquet
+from ._panel import Panel, panel_from_arrays
+from ._params import LOWER_IS_BETTER, MAX_INT, closest, config_id
+from ._study import Study
+
+METHODS: dict[str, tuple[str, ...]] = {
+    "block_bootstrap": ("n_samples", "seed", "block_days"),
+    "phase": (),
+    "subperiod": ("n_samples", "seed", "subperiod_days"),
+}
+KEYS = ("method", "n_samples", "seed", "block_days", "subperiod_days")
+MINIMUM = {"n_samples": 1, "seed": 0, "block_days": 1, "subperiod_days": 2}
+# Metrics where less is better; p_best ranks them the other way (as `sweep show` does).
+# Fields a bootstrap sample carries: the ones read by value, day by day.
+RESAMPLED_FIELDS = ("volume", "market_cap", "funding_rate")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated ``[monte_carlo]`` table."""
+
+    method: str
+    n_samples: int | None  # None for phase
+    seed: int | None  # None for phase
+    block_days: int | None = None
+    subperiod_days: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def spec(study: Study) -> Spec:
+    """Parse and check ``[monte_carlo]``; every problem is one line naming the file and key."""
+    where = f"{study.path}: [monte_carlo]"
+    table = study.tables.get("monte_carlo")
+    if table is None:
+        raise SweepError(f"{study.path}: a monte_carlo study needs a [monte_carlo] table "
+                         f"with method = one of {', '.join(METHODS)}")
+    for key, value in table.items():
+        if key not in KEYS:
+            raise SweepError(f"{where} unknown key {key} = {value!r}{closest(key, KEYS)}")
+    if "method" not in table:
+        raise SweepError(f"{where} method is missing: one of {', '.join(METHODS)}")
+    method = table["method"]
+    if not isinstance(method, str) or method not in METHODS:
+        hint = closest(method, METHODS) if isinstance(method, str) else ""
+        raise SweepError(f"{where} method = {method!r} is not one of {', '.join(METHODS)}{hint}")
+    allowed = METHODS[method]
+    for key, value in table.items():
+        if key != "method" and key not in allowed:
+            why = (" (a sample is a rebalance phase: every configuration runs at each of its "
+                   "rebalance_days phases)" if method == "phase" else "")
+            raise SweepError(f"{where} {key} = {value!r} does not apply to method '{method}'{why}")
+    values: dict[str, int] = {}
+    for key in allowed:
+        if key not in table:
+            if key == "seed":
+                values[key] = 0
+                continue
+            raise SweepError(f"{where} {key} is missing: method '{method}' needs it "
+                             f"(an integer >= {MINIMUM[key]})")
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SweepError(f"{where} {key} = {value!r} must be an integer")
+        if value < MINIMUM[key]:
+            raise SweepError(f"{where} {key} = {value!r} is below the minimum {MINIMUM[key]}")
+        # A block longer than the data is simply one block; other counts this large are typos.
+        if key in ("n_samples", "subperiod_days") and value > MAX_INT:
+            raise SweepError(f"{where} {key} = {value!r} is above the maximum {MAX_INT:,}")
+        values[key] = value
+    if method == "phase":
+        for table_name, params in (("[backtest]", study.fixed), ("[grid]", study.axes)):
+            if "phase" in params:
+                raise SweepError(f"{study.path}: {table_name} phase = {params['phase']!r} cannot be set "
+                                 "in a study of [monte_carlo] method = 'phase', which runs every phase")
+        return Spec(method, None, None)
+    return Spec(method, values["n_samples"], values["seed"],
+                values.get("block_days"), values.get("subperiod_days"))
+
+
+def validate(study: Study) -> None:
+    """Refuse a bad ``[monte_carlo]`` table before any data is read (called by ``load_study``)."""
+    spec(study)
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def sample_rng(seed: int, sample: int) -> np.random.Generator:
+    """The random stream of sample ``sample``: a function of ``(seed, sample)`` only."""
+    return np.random.default_rng([seed, sample])
+
+
+def bootstrap_days(n_days: int, block_days: int, rng: np.random.Generator) -> np.ndarray:
+    """Source day of each of ``n_days`` sample days, by a stationary bootstrap of days ``1 .. n_days - 1``.
+
+    Day 0 maps to itself (it has no return). Each later day starts a new block
+    (at a uniform random source day) with probability ``1 / block_days``, else
+    continues with the source day after the previous one, wrapping from the
+    last day to day 1; the first resampled day always starts a block.
+
+    >>> bootstrap_days(6, 10**9, np.random.default_rng(0))  # one block: a rotation
+    array([0, 4, 5, 1, 2, 3])
+    """
+    n = n_days - 1  # the pool: source days 1 .. n_days - 1
+    if n < 1:
+        raise SweepError(f"a block bootstrap needs at least 2 days of data, not {n_days}")
+    u = rng.random(n)
+    starts = rng.integers(0, n, size=n)
+    new = u < 1.0 / block_days
+    new[0] = True
+    block = np.cumsum(new) - 1
+    first = np.flatnonzero(new)
+    offset = np.arange(n) - first[block]
+    days = np.empty(n_days, dtype=np.int64)
+    days[0] = 0
+    days[1:] = 1 + (starts[first][block] + offset) % n
+    return days
+
+
+def resample_panel(panel: Panel, days: np.ndarray, source: str | None = None) -> Panel:
+    """The panel whose day ``t`` is source day ``days[t]`` for every symbol (``len(days)`` days).
+
+    Closes are rebuilt from the source's simple returns (``kernels.bootstrap``);
+    ``volume``, ``market_cap`` and ``funding_rate`` are taken from the same days.
+    """
+    n = len(days)
+    days = np.ascontiguousarray(days, dtype=np.int64)
+    close = rebuild_close(panel.close[: int(days.max()) + 1], panel.simple_returns, days)
+    fields = {name: panel.fields[name][days] for name in RESAMPLED_FIELDS if name in panel.fields}
+    return panel_from_arrays(panel.dates[:n], panel.symbols, close,
+                             source=source or f"{panel.source} (resampled)", **fields)
+
+
+def subperiod_window(s: int, e: int, length: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Day indices ``(a, a + length - 1)`` of a window inside ``[s, e]``, ``a`` uniform."""
+    a = s + int(rng.integers(0, e - s - length + 2))
+    return a, a + length - 1
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def best_shares(values: np.ndarray, lower_is_better: bool = False) -> np.ndarray:
+    """``(S, C)`` objective values -> each configuration's share of being the best, per sample.
+
+    Ties split evenly; NaN is never best; a sample with no finite value has no best.
+    """
+    v = -values if lower_is_better else values
+    finite = ~np.isnan(v)
+    top = np.max(np.where(finite, v, -np.inf), axis=1, keepdims=True)
+    win = finite & (v == top)
+    count = win.sum(axis=1, keepdims=True)
+    return np.where(win, 1.0 / np.maximum(count, 1), 0.0)
+
+
+def p_best_independent(groups: list[np.ndarray], lower_is_better: bool = False) -> np.ndarray:
+    """P(configuration c is the best) when each draws one of its values, uniformly and independently.
+
+    Ties split evenly (a tie with ``m`` others wins ``1 / (m + 1)``), NaN is
+    never best. Exact: for each value ``x`` of ``c``, the others' counts of
+    worse and equal values form a polynomial whose coefficient ``m`` is the
+    probability that exactly ``m`` others tie at ``x`` and the rest are worse.
+    """
+    sign = -1.0 if lower_is_better else 1.0
+    vals = [sign * np.asarray(g, dtype=np.float64) for g in groups]
+    out = np.zeros(len(vals))
+    for c, vc in enumerate(vals):
+        total = 0.0
+        for x in vc[~np.isnan(vc)]:
+            poly = np.array([1.0])
+            for j, vj in enumerate(vals):
+                if j == c:
+                    continue
+                below = (np.isnan(vj) | (vj < x)).mean()
+                equal = (vj == x).mean()
+                poly = np.convolve(poly, [below, equal])
+            total += float(np.sum(poly / np.arange(1, len(poly) + 1)))
+        out[c] = total / len(vc)
+    return out
+
+
+def summary_table(study: Study, configs: list[dict[str, Any]], samples: pl.DataFrame,
+                  method: str, schema_version: int) -> pl.DataFrame:
+    """One row per configuration: statistics of the study's objective over its samples."""
+    obj = study.objective
+    lower = obj in LOWER_IS_BETTER
+    idx = samples["idx"].to_numpy()
+    values = samples[obj].to_numpy().astype(np.float64)
+    C = len(configs)
+    groups = [values[idx == c] for c in range(C)]
+    if method == "phase":
+        p_best = p_best_independent(groups, lower)
+    else:
+        S = samples["sample"].n_unique()
+        grid = np.full((S, C), np.nan)
+        grid[samples["sample"].to_numpy() - samples["sample"].min(), idx] = values
+        p_best = best_shares(grid, lower).mean(axis=0)
+    stats: dict[str, list[float]] = {k: [] for k in ("mean", "median", "q05", "q95", "p_positive")}
+    for g in groups:
+        f = g[~np.isnan(g)]
+        has = len(f) > 0
+        stats["mean"].append(float(np.mean(f)) if has else np.nan)
+        stats["median"].append(float(np.median(f)) if has else np.nan)
+        stats["q05"].append(float(np.quantile(f, 0.05)) if has else np.nan)
+        stats["q95"].append(float(np.quantile(f, 0.95)) if has else np.nan)
+        stats["p_positive"].append(float(np.mean(g > 0)) if len(g) else np.nan)
+    table = _config_table(study, configs).with_columns(
+        pl.lit(obj).alias("objective"),
+        *[pl.Series(k, v, dtype=pl.Float64) for k, v in stats.items()],
+        pl.Series("p_best", p_best, dtype=pl.Float64),
+        pl.Series("n_samples", [len(g) for g in groups], dtype=pl.Int64),
+        pl.lit(schema_version, dtype=pl.Int32).alias("schema_version"),
+    )
+    return table
+
+
+def _config_table(study: Study, configs: list[dict[str, Any]]) -> pl.DataFrame:
+    cols: dict[str, Any] = {"config_id": [config_id(p) for p in configs]}
+    for name in study.columns:
+        values = [p[name] for p in configs]
+        cols[name] = [list(v) for v in values] if name == "exclude" else values
+    return pl.DataFrame(cols)
+
+
+# --------------------------------------------------------------------------- run
+
+
+@dataclass
+class _Job:
+    """What a method runs: ``units`` sample indices, each producing rows of metrics."""
+
+    units: list[int]
+    rows: int  # backtests in all
+    unit: Callable[[int], tuple[np.ndarray, np.ndarray, tuple[int, int] | None]]
+    chunk_cap: int
+
+
+def _job(sp: Spec, study: Study, panel: Panel, configs: list[dict[str, Any]], s: int, e: int,
+         jobs: int) -> _Job:
+    C = len(configs)
+    all_idx = np.arange(C, dtype=np.int64)
+    if sp.method == "block_bootstrap":
+        panel.simple_returns  # noqa: B018  (once, before the threads read it)
+        # Loads every kernel a sample uses (features, rankings, recursion) before
+        # the pool starts, so no two threads compile or read Numba's cache at once.
+        Evaluator(panel, jobs).run(configs, s, s)
+        resample_panel(panel, np.arange(min(3, e + 1)))
+        label = Path(panel.source).name
+
+        def unit(k: int):
+            days = bootstrap_days(e + 1, sp.block_days, sample_rng(sp.seed, k))
+            sample = resample_panel(panel, days, f"{label} (block bootstrap sample {k})")
+            metrics, _ = Evaluator(sample).run(configs, s, e)
+            return all_idx, metrics, None
+
+        return _Job(list(range(sp.n_samples)), C * sp.n_samples, unit, 16)
+
+    # One evaluator for every sample: features and rankings are computed once
+    # (in parallel) and only read afterwards, so the threads share them.
+    ev = Evaluator(panel, jobs)
+    if sp.method == "subperiod":
+        L = sp.subperiod_days
+        if L > e - s + 1:
+            raise SweepError(f"{study.path}: [monte_carlo] subperiod_days = {L} is longer than the "
+                             f"evaluation window ({e - s + 1} days, {panel.dates[s]} .. {panel.dates[e]})")
+        ev.prepare(configs)
+        ev.run(configs[:1], s, s)
+
+        def unit(k: int):
+            a, b = subperiod_window(s, e, L, sample_rng(sp.seed, k))
+            return all_idx, ev.run(configs, a, b)[0], (a, b)
+
+        return _Job(list(range(sp.n_samples)), C * sp.n_samples, unit, 64)
+
+    # phase: sample p runs, at phase p, every configuration with rebalance_days > p.
+    ks = np.array([p["rebalance_days"] for p in configs], dtype=np.int64)
+    ev.prepare(configs)
+    ev.run(configs[:1], s, s)
+
+    def unit(ph: int):
+        idx = np.flatnonzero(ks > ph)
+        return idx, ev.run([{**configs[c], "phase": ph} for c in idx], s, e)[0], None
+
+    return _Job(list(range(int(ks.max()))), int(ks.sum()), unit, 8)
+
+
+def _chunks(units: list[int], jobs: int, cap: int) -> list[list[int]]:
+    # Several chunks per worker keep the pool busy to the end; the cap bounds the
+    # work lost to an interruption and keeps the progress bar moving.
+    size = int(min(cap, max(1, -(-len(units) // (jobs * 4)))))
+    return [units[i:i + size] for i in range(0, len(units), size)]
+
+
+def _fingerprint(study: Study, panel: Panel, s: int, e: int, schema_version: int) -> str:
+    key = json.dumps([schema_version, "monte_carlo", study.fingerprint(), panel.fingerprint, s, e])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _check_out(out: Path, fp: str, force: bool) -> bool:
+    """True when ``out`` already holds this very run; refuse another study's files unless ``force``."""
+    manifest, partial = out / "manifest.json", out / ".partial"
+    if out.exists() and not out.is_dir():
+        raise SweepError(f"--out {out} is a file, not a folder")
+    if manifest.exists() and not force:
+        if (_load_json(manifest).get("fingerprint") == fp and (out / "samples.parquet").exists()
+                and (out / "summary.parquet").exists()):
+            return True
+        raise SweepError(f"{out} holds results of a different study, data set or evaluation window; "
+                         "use --force to replace them or --out for another folder")
+    if partial.exists() and _load_json(partial / "state.json").get("fingerprint") != fp:
+        if not force:
+            raise SweepError(f"{partial} holds an unfinished run of a different study or data set; "
+                             "use --force to discard it")
+        shutil.rmtree(partial)
+    return False
+
+
+def _chunk_frame(results: list[tuple[int, np.ndarray, np.ndarray, tuple[int, int] | None]]) -> pl.DataFrame:
+    sample = np.concatenate([np.full(len(idx), k, dtype=np.int64) for k, idx, _, _ in results])
+    idx = np.concatenate([r[1] for r in results])
+    metrics = np.concatenate([r[2] for r in results])
+    cols: dict[str, Any] = {"sample": sample, "idx": idx}
+    if results[0][3] is not None:
+        cols["s"] = np.concatenate([np.full(len(r[1]), r[3][0], dtype=np.int64) for r in results])
+        cols["e"] = np.concatenate([np.full(len(r[1]), r[3][1], dtype=np.int64) for r in results])
+    cols.update({m: metrics[:, j] for j, m in enumerate(METRICS)})
+    return pl.DataFrame(cols)
+
+
+def samples_table(study: Study, configs: list[dict[str, Any]], raw: pl.DataFrame, panel: Panel,
+                  method: str, schema_version: int) -> pl.DataFrame:
+    """The persisted rows: ``sample``, ``config_id``, the study's parameters, (``phase`` |
+    ``start``, ``end``), every §9 metric, ``schema_version``; sorted by sample, then configuration."""
+    raw = raw.sort("sample", "idx")
+    idx = raw["idx"].to_numpy()
+    params = _config_table(study, configs)[idx]
+    extra: list[pl.Series] = []
+    if method == "phase":
+        extra.append(pl.Series("phase", raw["sample"].to_numpy(), dtype=pl.Int64))
+    if "s" in raw.columns:
+        extra.append(pl.Series("start", panel.dates[raw["s"].to_numpy()]))
+        extra.append(pl.Series("end", panel.dates[raw["e"].to_numpy()]))
+    table = pl.concat([raw.select("sample"), params, pl.DataFrame(extra), raw.select(METRICS)],
+                      how="horizontal")
+    return table.with_columns(pl.col("n_rebalances").cast(pl.Int64),
+                              pl.lit(schema_version, dtype=pl.Int32).alias("schema_version"))
+
+
+def run(study: Study, *, data=None, funding=None, out=None, jobs: int | None = None, force: bool = False,
+        progress: bool | None = None, on_chunk: Callable[[int], None] | None = None):
+    """Run a Monte Carlo study and write ``samples.parquet``, ``summary.parquet``, ``manifest.json``.
+
+    Returns a ``RunSummary`` whose ``n_configs`` counts backtests (configurations
+    x samples; for ``phase``, the sum of every configuration's ``rebalance_days``).
+    ``on_chunk(n_written)`` is called after each chunk of samples reaches the disk.
+    """
+    from ._runner import SCHEMA_VERSION, RunSummary, _manifest, _Progress, default_jobs, plan
+
+    t0 = time.perf_counter()
+    sp = spec(study)
+    pl_ = plan(study, data, funding)
+    panel, configs, s, e = pl_.panel, pl_.configs, pl_.s, pl_.e
+    jobs = max(1, jobs or default_jobs())
+    out = Path(out) if out is not None else Path("results") / study.name
+    fp = _fingerprint(study, panel, s, e, SCHEMA_VERSION)
+    partial = out / ".partial"
+    if _check_out(out, fp, force):
+        rows = pl.scan_parquet(out / "samples.parquet").select(pl.len()).collect().item()
+        return RunSummary(out, rows, 0, rows, time.perf_counter() - t0, 0.0, pl_.start, pl_.end)
+    # Everything that can fail on the input happens before the first file is written.
+    job = _job(sp, study, panel, configs, s, e, jobs)
+    if force:
+        (out / "manifest.json").unlink(missing_ok=True)
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SweepError(f"cannot create {partial}: {exc.strerror}") from None
+    write_json({"fingerprint": fp, "study": str(study.path)}, partial / "state.json")
+
+    old = [pl.read_parquet(f) for f in sorted(partial.glob("chunk-*.parquet"))]
+    done = set(pl.concat(old)["sample"].unique().to_list()) if old else set()
+    pending = [k for k in job.units if k not in done]
+    n_resumed = sum(len(f) for f in old)
+    fresh: list[pl.DataFrame] = []
+
+    def work(units: list[int]) -> pl.DataFrame:
+        return _chunk_frame([(k, *job.unit(k)) for k in units])
+
+    t_run = time.perf_counter()
+    if pending:
+        bar = _Progress(job.rows, n_resumed, sys.stderr.isatty() if progress is None else progress)
+        written, finished = 0, n_resumed
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        try:
+            futures = [pool.submit(work, chunk) for chunk in _chunks(pending, jobs, job.chunk_cap)]
+            for future in as_completed(futures):
+                frame = future.result()
+                # The chunk counts as done once its file is on disk (resume reads these).
+                write_parquet(frame, partial / f"chunk-{int(frame['sample'][0]):09d}.parquet")
+                fresh.append(frame)
+                written += 1
+                finished += frame.height
+                bar.advance(frame.height, finished)
+                if on_chunk is not None:
+                    on_chunk(written)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+            bar.close()
+    compute_time = time.perf_counter() - t_run
+
+    raw = pl.concat(old + fresh)
+    if raw.height != job.rows or raw.select(pl.struct("sample", "idx").n_unique()).item() != job.rows:
+        raise SweepError(f"{partial}: the finished chunks do not cover every sample; rerun with --force")
+    samples = samples_table(study, configs, raw, panel, sp.method, SCHEMA_VERSION)
+    write_parquet(samples, out / "samples.parquet")
+    write_parquet(summary_table(study, configs, raw.sort("sample", "idx"), sp.method, SCHEMA_VERSION),
+                  out / "summary.parquet")
+    n_run = job.rows - n_resumed
+    summary = RunSummary(out, job.rows, n_run, n_resumed, time.perf_counter() - t0, compute_time,
+                         pl_.start, pl_.end)
+    manifest = _manifest(pl_, fp, summary)
+    for key in ("configurations_run", "configurations_resumed", "configs_per_second"):
+        manifest.pop(key, None)
+    manifest.update({
+        "configurations": len(configs),
+        "method": sp.method,
+        "n_samples": len(job.units),
+        "seed": sp.seed,
+        "monte_carlo": sp.as_dict(),
+        "backtests": job.rows,
+        "backtests_run": n_run,
+        "backtests_resumed": n_resumed,
+        "backtests_per_second": round(n_run / compute_time, 1) if n_run and compute_time > 0 else None,
+    })
+    write_json(manifest, out / "manifest.json")
+    shutil.rmtree(partial, ignore_errors=True)
+    return summary
+
+
+__all__ = ["METHODS", "Spec", "bootstrap_days", "best_shares", "p_best_independent", "resample_panel",
+           "run", "sample_rng", "samples_table", "spec", "subperiod_window", "summary_table", "validate"]
