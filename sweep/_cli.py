@@ -9,8 +9,11 @@ from pathlib import Path
 
 from . import __version__
 from ._errors import SweepError
+from ._params import LOWER_IS_BETTER
 
-LOWER_IS_BETTER = {"ann_vol", "turnover", "cost_paid"}
+# The table each study kind writes first: what `sweep run` points to.
+MAIN_TABLE = {"grid": "trials.parquet", "optuna": "trials.parquet", "walk_forward": "folds.parquet",
+              "monte_carlo": "samples.parquet"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,6 +42,10 @@ def _build_parser() -> argparse.ArgumentParser:
     show.add_argument("results", help="results folder (or its trials.parquet)")
     show.add_argument("--top", type=int, default=10, help="rows to print (default 10)")
     show.add_argument("--by", help="metric to rank by (default: the study's objective)")
+    show.add_argument("--best-per", metavar="COLUMN",
+                      help="best configuration per value of a parameter (e.g. factor), with its deflated "
+                           "Sharpe and a bootstrap interval of its Sharpe minus the runner-up's")
+    show.add_argument("--data", help="the study's data file, if it moved since the run")
 
     val = sub.add_parser("validate", help="check a study against its data without running it",
                          description="Check a study against its data; print the configuration count "
@@ -76,9 +83,10 @@ def _cmd_run(args) -> int:
                   "use --force to run again")
         else:
             resumed = f", {summary.n_resumed} resumed" if summary.n_resumed else ""
-            print(f"{summary.n_run} configurations in {summary.compute_time:.2f} s "
+            what = "configurations" if study.kind in ("grid", "optuna") else "backtests"
+            print(f"{summary.n_run} {what} in {summary.compute_time:.2f} s "
                   f"({summary.configs_per_second:,.0f}/s{resumed}), {summary.start} .. {summary.end}, "
-                  f"{summary.wall_time:.2f} s in all -> {summary.out}/trials.parquet")
+                  f"{summary.wall_time:.2f} s in all -> {summary.out}/{MAIN_TABLE[study.kind]}")
     return 0
 
 
@@ -87,12 +95,37 @@ def _cmd_validate(args) -> int:
     from ._study import load_study
 
     study = load_study(args.study)
+    if study.kind in ("walk_forward", "optuna"):
+        return _validate_kind(study, args)
     p = plan(study, args.data, args.funding)
     T, N = p.panel.shape
     print(f"{study.path}: valid {study.kind} study '{study.name}'")
     print(f"  data        {p.panel.source} ({T} days x {N} symbols, {p.panel.dates[0]} .. {p.panel.dates[-1]})")
     print(f"  configs     {len(p.configs)}" + (" = " + " x ".join(
-        f"{len(v)} {k}" for k, v in study.axes.items()) if study.axes else ""))
+        "every phase" if v == "all" else f"{len(v)} {k}" for k, v in study.axes.items()) if study.axes else ""))
+    print(f"  evaluation  {p.start} .. {p.end} ({p.e - p.s + 1} days)")
+    print(f"  objective   {study.objective}")
+    return 0
+
+
+def _validate_kind(study, args) -> int:
+    if study.kind == "walk_forward":
+        from ._walkforward import prepare
+
+        cfg, p, folds = prepare(study, args.data, args.funding)
+        lines = [f"candidates  {len(p.configs)} per fold ({cfg.inner})",
+                 f"folds       {len(folds)}: train {cfg.train_days} days, test {cfg.test_days}, step "
+                 f"{cfg.step_days}{', anchored' if cfg.anchored else ''}; first test day "
+                 f"{p.panel.dates[folds[0].test_start]}, last {p.panel.dates[folds[-1].test_end]}"]
+    else:
+        from ._optuna import describe
+
+        p, lines = describe(study, args.data, args.funding)
+    T, N = p.panel.shape
+    print(f"{study.path}: valid {study.kind} study '{study.name}'")
+    print(f"  data        {p.panel.source} ({T} days x {N} symbols, {p.panel.dates[0]} .. {p.panel.dates[-1]})")
+    for line in lines:
+        print(f"  {line}")
     print(f"  evaluation  {p.start} .. {p.end} ({p.e - p.s + 1} days)")
     print(f"  objective   {study.objective}")
     return 0
@@ -106,6 +139,10 @@ def _cmd_show(args) -> int:
     path = Path(args.results)
     folder = path.parent if path.suffix == ".parquet" else path
     trials = folder / "trials.parquet"
+    if (folder / "folds.parquet").exists() and not trials.exists():
+        return _show_walk_forward(folder)
+    if (folder / "summary.parquet").exists() and not trials.exists():
+        return _show_monte_carlo(folder, args.top)
     if not trials.exists():
         raise SweepError(f"{folder}: no trials.parquet (run the study first, or check the folder)")
     manifest = {}
@@ -128,7 +165,9 @@ def _cmd_show(args) -> int:
     params = [c for c in manifest.get("parameters", []) if c in df.columns and df[c].n_unique() > 1]
     shown = [by] + [m for m in ("sharpe", "sharpe_pre_cost", "cagr", "ann_vol", "max_drawdown",
                                 "turnover", "n_rebalances") if m != by]
-    best = df.sort(by, descending=by not in LOWER_IS_BETTER, nulls_last=True).head(args.top)
+    # An Optuna search may try a configuration twice: show each once.
+    best = (df.unique("config_id", keep="first", maintain_order=True)
+            .sort(by, descending=by not in LOWER_IS_BETTER, nulls_last=True).head(args.top))
 
     from rich.console import Console
     from rich.table import Table
@@ -142,8 +181,117 @@ def _cmd_show(args) -> int:
     for rank, row in enumerate(best.iter_rows(named=True), 1):
         cells = [str(rank), row["config_id"]] + [_fmt(row[c]) for c in params] + [_fmt(row[m], m) for m in shown]
         table.add_row(*cells)
-    Console(width=max(100, 12 * (len(params) + len(shown) + 2))).print(table)
+    console = Console(width=max(100, 12 * (len(params) + len(shown) + 2)))
+    console.print(table)
+    summary_path = folder / "summary.json"
+    if summary_path.exists():
+        _print_overfitting(console, json.loads(summary_path.read_text()))
+    if args.best_per:
+        _print_best_per(console, folder, args.best_per, args.data)
     return 0
+
+
+def _read(path: Path):
+    import polars as pl
+
+    try:
+        return json.loads(path.read_text()) if path.suffix == ".json" else pl.read_parquet(path)
+    except (ValueError, OSError, pl.exceptions.PolarsError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SweepError(f"{path}: unreadable ({first}); rerun the study with --force") from None
+
+
+def _show_walk_forward(folder: Path) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    folds = _read(folder / "folds.parquet")
+    summary = _read(folder / "summary.json") if (folder / "summary.json").exists() else {}
+    manifest = _read(folder / "manifest.json") if (folder / "manifest.json").exists() else {}
+    objective = manifest.get("study", {}).get("objective", "sharpe")
+    params = [c for c in manifest.get("parameters", []) if c in folds.columns and folds[c].n_unique() > 1]
+    table = Table(title=f"{folder.name}: walk-forward, {folds.height} folds (chosen on train, traded on test)",
+                  title_justify="left")
+    cols = ["fold", "test_start", "test_end", *params, f"train_{objective}", f"test_{objective}", "test_rank"]
+    for c in cols:
+        table.add_column(c, justify="left" if c in params or "start" in c or "end" in c else "right")
+    for row in folds.iter_rows(named=True):
+        rank = f"{row['test_rank']}/{row['n_candidates']}" if "n_candidates" in row else str(row["test_rank"])
+        table.add_row(*[_fmt(row[c]) for c in cols[:-1]], rank)
+    console = Console(width=max(100, 14 * len(cols)))
+    console.print(table)
+    m = summary.get("metrics", {})
+    if m:
+        console.print(f"Out of sample ({summary.get('oos_start')} .. {summary.get('oos_end')}): Sharpe "
+                      f"{_fmt(m.get('sharpe'))}, total return {_fmt(m.get('total_return'), 'total_return')}, "
+                      f"max drawdown {_fmt(m.get('max_drawdown'), 'max_drawdown')}; mean in-sample Sharpe of the "
+                      f"choices {_fmt(summary.get('is_sharpe_mean'))}, out-of-sample / in-sample "
+                      f"{_fmt(summary.get('oos_is_sharpe_ratio'))}.")
+    return 0
+
+
+def _show_monte_carlo(folder: Path, top: int) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    summary = _read(folder / "summary.parquet")
+    manifest = _read(folder / "manifest.json") if (folder / "manifest.json").exists() else {}
+    objective = summary["objective"][0] if "objective" in summary.columns else "sharpe"
+    params = [c for c in manifest.get("parameters", []) if c in summary.columns and summary[c].n_unique() > 1]
+    best = summary.sort("median", descending=True, nulls_last=True).head(top)
+    mc = manifest.get("monte_carlo", {})
+    table = Table(title=f"{folder.name}: {objective} over {mc.get('method', 'Monte Carlo')} samples "
+                        f"(top {len(best)} of {summary.height} by median)", title_justify="left")
+    cols = ["config_id", *params, "mean", "median", "q05", "q95", "p_positive", "p_best", "n_samples"]
+    for c in cols:
+        table.add_column(c, justify="left" if c in params or c == "config_id" else "right")
+    for row in best.iter_rows(named=True):
+        table.add_row(*[_fmt(row[c]) for c in cols])
+    Console(width=max(100, 12 * len(cols))).print(table)
+    return 0
+
+
+def _print_overfitting(console, summary: dict) -> None:
+    """The overfitting statistics in words a researcher can act on."""
+    o = summary.get("overfitting", summary)
+    if "dsr" not in o:
+        return
+    pbo = o.get("pbo", {})
+    lines = [
+        f"Best of {o['n_trials']} configurations: Sharpe {o['best_sharpe_annual']:.2f} a year; "
+        f"the best of {o['n_trials']} tries of pure luck would be expected near "
+        f"{o['expected_max_sharpe_annual']:.2f}.",
+        f"Deflated Sharpe ratio {o['dsr']:.3f}: the confidence that the best's Sharpe beats what the luck "
+        f"of {o['n_trials']} tries would give (against zero, without deflation: {o['psr']:.3f}).",
+        f"Minimum backtest length for this Sharpe among {o['n_trials']} tries: {o['min_backtest_years']:.1f} "
+        f"years (the window has {o['n_obs'] / 365:.1f}).",
+    ]
+    if pbo:
+        lines.append(f"Probability of backtest overfitting (CSCV, {pbo['n_blocks']} blocks): {pbo['pbo']:.2f}; "
+                     f"the in-sample winner lost money out of sample in {pbo['prob_oos_loss']:.0%} of the splits.")
+    console.print("\n".join(lines))
+
+
+def _print_best_per(console, folder: Path, column: str, data: str | None) -> None:
+    from rich.table import Table
+
+    from ._bestper import BOOT_BLOCK_DAYS, BOOT_SAMPLES, best_per
+
+    df = best_per(folder, column, data)
+    table = Table(title=f"best per {column}: Sharpe, deflated Sharpe within the group, and the 90 % "
+                        f"interval of (Sharpe - runner-up's) from {BOOT_SAMPLES} stationary-bootstrap "
+                        f"resamples ({BOOT_BLOCK_DAYS}-day blocks)", title_justify="left")
+    for col in df.columns:
+        table.add_column(col, justify="left" if df[col].dtype == pl_string() else "right")
+    for row in df.iter_rows():
+        table.add_row(*[_fmt(v) for v in row])
+    console.print(table)
+
+
+def pl_string():
+    import polars as pl
+
+    return pl.String
 
 
 def _fmt(v, metric: str | None = None) -> str:
