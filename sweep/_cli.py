@@ -110,10 +110,12 @@ def _cmd_validate(args) -> int:
 
 def _validate_kind(study, args) -> int:
     if study.kind == "walk_forward":
-        from ._walkforward import prepare
+        from ._walkforward import _optuna_space, prepare
 
         cfg, p, folds = prepare(study, args.data, args.funding)
-        lines = [f"candidates  {len(p.configs)} per fold ({cfg.inner})",
+        per_fold = (f"{_optuna_space(study)[1].n_trials} Optuna trials" if cfg.inner == "optuna"
+                    else f"{len(p.configs)} grid configurations")
+        lines = [f"candidates  {per_fold} per fold, scored on its train window",
                  f"folds       {len(folds)}: train {cfg.train_days} days, test {cfg.test_days}, step "
                  f"{cfg.step_days}{', anchored' if cfg.anchored else ''}; first test day "
                  f"{p.panel.dates[folds[0].test_start]}, last {p.panel.dates[folds[-1].test_end]}"]

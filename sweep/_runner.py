@@ -115,12 +115,17 @@ def _start_numba() -> None:
     simple_returns(np.ones((2, 1)))
 
 
-def plan(study: Study, data: str | Path | None = None, funding: str | Path | None = None) -> Plan:
-    """Load the data and check every configuration against it (``sweep validate``)."""
+def plan(study: Study, data: str | Path | None = None, funding: str | Path | None = None,
+         configs: list[dict[str, Any]] | None = None) -> Plan:
+    """Load the data and check every configuration against it (``sweep validate``).
+
+    ``configs`` replaces the grid's configurations (a search passes the corners
+    of its space: they bound the warm-up and need the same columns).
+    """
     with ThreadPoolExecutor(1) as pool:
         warming = pool.submit(_start_numba)
         panel = load_panel(data_path(study, data), funding_path(study, funding))
-        configs = study.resolved_configs()
+        configs = study.resolved_configs() if configs is None else configs
         warming.result()
     ws = Workspace(panel)
     seen = set()

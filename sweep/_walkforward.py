@@ -133,15 +133,41 @@ def validate(study: Study) -> None:
     """Refuse a bad ``[walk_forward]`` table, or tables it does not read, before any data is read."""
     cfg = settings(study)
     if cfg.inner == "optuna":
-        raise SweepError(f"{study.path}: [walk_forward] inner = 'optuna' is not supported yet; "
-                         "use inner = 'grid' with a [grid] table")
+        _optuna_space(study)
+        if study.axes:
+            raise SweepError(f"{study.path}: [grid] does not apply with [walk_forward] inner = 'optuna' "
+                             "(the candidates come from [space])")
     for table in ("space", "optuna"):
-        if table in study.tables:
+        if table in study.tables and cfg.inner != "optuna":
             raise SweepError(f"{study.path}: [{table}] applies only with [walk_forward] inner = 'optuna'")
     if study.start and study.end:
         span = (study.end - study.start).days + 1
         if cfg.train_days + cfg.test_days > span:
             raise SweepError(_no_fold(study, cfg, span))
+
+
+def _optuna_space(study: Study) -> tuple[list, Any, list[dict[str, Any]]]:
+    """``[space]``, ``[optuna]`` and the corners of the space, checked as an Optuna study checks them."""
+    from ._optuna import corners, parse_options, parse_space
+
+    for table in ("space", "optuna"):
+        if table not in study.tables:
+            raise SweepError(f"{study.path}: [walk_forward] inner = 'optuna' needs a [{table}] table")
+    space = parse_space(study)
+    options = parse_options(study)
+    if options.storage:
+        raise SweepError(f"{study.path}: [optuna] storage = {options.storage!r} does not apply to a "
+                         "walk-forward: each fold runs its own search in memory")
+    return space, options, corners(study, space)
+
+
+def parameter_columns(study: Study) -> list[str]:
+    """The parameters a fold's choice is shown with: the grid's axes, or the search space's
+    names, then the fixed ones."""
+    if settings(study).inner == "optuna":
+        names = list(study.tables["space"])
+        return names + [k for k in study.fixed if k not in names]
+    return study.columns
 
 
 def _no_fold(study: Study, cfg: Settings, span: int, start: Any = None, end: Any = None) -> str:
@@ -192,6 +218,7 @@ def rank_of(values: np.ndarray, j: int, minimise: bool) -> int:
 @dataclass
 class _FoldResult:
     fold: Fold
+    candidates: list[dict[str, Any]]  # the grid, or what this fold's search tried
     chosen: int
     train: np.ndarray  # (N_METRICS,) of the chosen candidate on the train window
     test: np.ndarray  # (N_METRICS,) of the chosen candidate on the test window
@@ -203,19 +230,49 @@ class _FoldResult:
 class _Folds:
     """Runs one fold: candidates on the train window, the choice, candidates and the choice on the test window."""
 
-    def __init__(self, evaluator: Evaluator, configs: list[dict[str, Any]], objective: str):
+    def __init__(self, evaluator: Evaluator, configs: list[dict[str, Any]], objective: str,
+                 study: Study | None = None):
         self.evaluator = evaluator
         self.configs = configs
         self.j = METRICS.index(objective)
         # The grid's summary minimises the same metrics; max_drawdown (<= 0) is maximised.
         self.minimise = objective in LOWER_IS_BETTER
+        self.search = None
+        if study is not None and settings(study).inner == "optuna":
+            self.study = study
+            self.space, self.options, _ = _optuna_space(study)
+            self.search = self._search
 
-    def series(self, idx: int, s: int, e: int) -> tuple[list[np.ndarray], int]:
-        """Candidate ``idx`` flat on day ``s``: the daily series ``compute_metrics`` reads, and its
+    def _search(self, f: Fold) -> list[dict[str, Any]]:
+        """An in-memory Optuna search scored on the train window alone; the distinct
+        configurations it tried, in trial order. Seeded by (seed, fold): the same
+        whatever thread runs the fold."""
+        import optuna
+
+        from ._optuna import _make_sampler
+        from ._params import resolve
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)  # NaN objectives fail quietly
+        sampler = _make_sampler(self.options.sampler, self.options.seed, f.fold)
+        search = optuna.create_study(direction="minimize" if self.minimise else "maximize", sampler=sampler)
+        tried: dict[str, dict[str, Any]] = {}
+        where = f"{self.study.path}: [space]"
+
+        def objective(trial) -> float:
+            p = resolve({**self.study.fixed, **{d.name: d.suggest(trial) for d in self.space}}, where,
+                        checked=True)
+            tried.setdefault(config_id(p), p)
+            value = self.evaluator.run([p], f.train_start, f.train_end)[0][0, self.j]
+            return float(value) if math.isfinite(value) else float("nan")
+
+        search.optimize(objective, n_trials=self.options.n_trials)
+        return list(tried.values())
+
+    def series(self, p: dict[str, Any], s: int, e: int) -> tuple[list[np.ndarray], int]:
+        """Configuration ``p`` flat on day ``s``: the daily series ``compute_metrics`` reads, and its
         rebalance count, over ``s .. e`` (the public single backtest, which reports them all)."""
         dates = self.evaluator.panel.dates
-        res = backtest(self.evaluator.panel, start=dates[s], end=dates[e], return_weights=True,
-                       **self.configs[idx])
+        res = backtest(self.evaluator.panel, start=dates[s], end=dates[e], return_weights=True, **p)
         r = res.returns
         w = res.weights.drop("date").to_numpy().reshape(e - s + 1, -1)
         series = [r[c].to_numpy().astype(np.float64) for c in ("ret", "ret_pre_cost", "turnover", "cost", "funding")]
@@ -224,14 +281,15 @@ class _Folds:
         return series, int(res.metrics["n_rebalances"])
 
     def run(self, f: Fold) -> _FoldResult:
+        candidates = self.search(f) if self.search else self.configs
         # The choice reads the train window's metrics and nothing else.
-        train, _ = self.evaluator.run(self.configs, f.train_start, f.train_end)
+        train, _ = self.evaluator.run(candidates, f.train_start, f.train_end)
         chosen = choose(train[:, self.j], self.minimise)
-        test, _ = self.evaluator.run(self.configs, f.test_start, f.test_end)
+        test, _ = self.evaluator.run(candidates, f.test_start, f.test_end)
         # The causal recursion makes the run over test_start .. keep_end the start of the
         # run over the whole test window: the stitched series' share of this fold.
-        series, n_reb = self.series(chosen, f.test_start, f.keep_end)
-        return _FoldResult(f, chosen, train[chosen].copy(), test[chosen].copy(),
+        series, n_reb = self.series(candidates[chosen], f.test_start, f.keep_end)
+        return _FoldResult(f, candidates, chosen, train[chosen].copy(), test[chosen].copy(),
                            rank_of(test[:, self.j], chosen, self.minimise), series, n_reb)
 
 
@@ -247,7 +305,7 @@ def _metrics_dict(values: np.ndarray) -> dict[str, Any]:
 
 def _folds_table(study: Study, pl_: Plan, results: list[_FoldResult]) -> pl.DataFrame:
     dates = pl_.panel.dates
-    configs = [pl_.configs[r.chosen] for r in results]
+    configs = [r.candidates[r.chosen] for r in results]
 
     def day(attr: str) -> pl.Series:
         return pl.Series(attr, dates[[getattr(r.fold, attr) for r in results]])
@@ -255,7 +313,7 @@ def _folds_table(study: Study, pl_: Plan, results: list[_FoldResult]) -> pl.Data
     cols: dict[str, Any] = {"fold": pl.Series("fold", [r.fold.fold for r in results], dtype=pl.Int32)}
     for attr in ("train_start", "train_end", "test_start", "test_end"):
         cols[attr] = day(attr)
-    for name in study.columns:
+    for name in parameter_columns(study):
         values = [p[name] for p in configs]
         cols[name] = [list(v) for v in values] if name == "exclude" else values
     cols["config_id"] = [config_id(p) for p in configs]
@@ -265,7 +323,7 @@ def _folds_table(study: Study, pl_: Plan, results: list[_FoldResult]) -> pl.Data
             col = block[:, METRICS.index(m)]
             cols[prefix + m] = col.astype(np.int64) if m == "n_rebalances" else col
     cols["test_rank"] = pl.Series("test_rank", [r.test_rank for r in results], dtype=pl.Int32)
-    cols["n_candidates"] = pl.Series("n_candidates", [len(pl_.configs)] * len(results), dtype=pl.Int32)
+    cols["n_candidates"] = pl.Series("n_candidates", [len(r.candidates) for r in results], dtype=pl.Int32)
     df = pl.DataFrame(cols)
     return df.with_columns(pl.lit(SCHEMA_VERSION, dtype=pl.Int32).alias("schema_version"))
 
@@ -297,7 +355,7 @@ def _summary(study: Study, cfg: Settings, pl_: Plan, results: list[_FoldResult])
     ratio = oos / is_mean if is_mean != 0 and math.isfinite(is_mean) and math.isfinite(oos) else float("nan")
     chosen: dict[str, int] = {}
     for r in results:
-        cid = config_id(pl_.configs[r.chosen])
+        cid = config_id(r.candidates[r.chosen])
         chosen[cid] = chosen.get(cid, 0) + 1
     return {
         "schema_version": SCHEMA_VERSION,
@@ -306,7 +364,7 @@ def _summary(study: Study, cfg: Settings, pl_: Plan, results: list[_FoldResult])
         "objective_minimised": study.objective in LOWER_IS_BETTER,
         "walk_forward": asdict(cfg),
         "folds": len(results),
-        "candidates": len(pl_.configs),
+        "candidates": max(len(r.candidates) for r in results),
         "oos_start": str(dates[results[0].fold.test_start]),
         "oos_end": str(dates[results[-1].fold.keep_end]),
         "oos_days": int(series[0].shape[0]),
@@ -341,7 +399,7 @@ def prepare(study: Study, data: str | Path | None = None,
     """Load the data, resolve the candidates and lay out the folds; refuse a study where none fits."""
     validate(study)
     cfg = settings(study)
-    pl_ = plan(study, data, funding)
+    pl_ = plan(study, data, funding, _optuna_space(study)[2] if cfg.inner == "optuna" else None)
     folds = fold_windows(pl_.s, pl_.e, cfg.train_days, cfg.test_days, cfg.step_days, cfg.anchored)
     if not folds:
         raise SweepError(_no_fold(study, cfg, pl_.e - pl_.s + 1, pl_.start, pl_.end))
@@ -364,7 +422,9 @@ def run(study: Study, *, data: str | Path | None = None, funding: str | Path | N
     out = Path(out) if out is not None else Path("results") / study.name
     if out.exists() and not out.is_dir():
         raise SweepError(f"--out {out} is a file, not a folder")
-    n_configs = len(pl_.configs) * len(folds)
+    # Candidate evaluations per fold: the grid, or the search's trials.
+    per_fold = _optuna_space(study)[1].n_trials if cfg.inner == "optuna" else len(pl_.configs)
+    n_configs = per_fold * len(folds)
     fp_ = pl_.fingerprint(False)
     if _complete(out, fp_, force):
         return RunSummary(out, n_configs, 0, n_configs, time.perf_counter() - t0, 0.0, pl_.start, pl_.end)
@@ -373,10 +433,10 @@ def run(study: Study, *, data: str | Path | None = None, funding: str | Path | N
     t_run = time.perf_counter()
     # Every feature and ranking is filled in before the threads read the shared caches.
     evaluator.prepare(pl_.configs)
-    runner = _Folds(evaluator, pl_.configs, study.objective)
+    runner = _Folds(evaluator, pl_.configs, study.objective, study)
     # Compile (or load from Numba's cache) here, so no two workers do it at once.
     evaluator.run(pl_.configs[:1], pl_.s, pl_.s)
-    runner.series(0, pl_.s, pl_.s)
+    runner.series(pl_.configs[0], pl_.s, pl_.s)
     bar = _Progress(n_configs, 0, sys.stderr.isatty() if progress is None else progress)
     results: list[_FoldResult | None] = [None] * len(folds)
     pool = ThreadPoolExecutor(max_workers=min(jobs, len(folds)))
@@ -386,7 +446,7 @@ def run(study: Study, *, data: str | Path | None = None, funding: str | Path | N
         for future in as_completed(futures):
             results[futures[future]] = future.result()
             done += 1
-            bar.advance(len(pl_.configs), done * len(pl_.configs))
+            bar.advance(per_fold, done * per_fold)
             if on_chunk is not None:
                 on_chunk(done)
     finally:
@@ -408,7 +468,8 @@ def run(study: Study, *, data: str | Path | None = None, funding: str | Path | N
     summary = RunSummary(out, n_configs, n_configs, 0, time.perf_counter() - t0, compute_time,
                          pl_.start, pl_.end)
     manifest = _manifest(pl_, fp_, summary)
-    manifest["walk_forward"] = {**asdict(cfg), "folds": len(folds), "candidates": len(pl_.configs),
+    manifest["parameters"] = parameter_columns(study)
+    manifest["walk_forward"] = {**asdict(cfg), "folds": len(folds), "candidates": per_fold,
                                 "first_train_start": str(pl_.panel.dates[folds[0].train_start]),
                                 "last_test_end": str(pl_.panel.dates[folds[-1].test_end])}
     write_json(manifest, manifest_path)

@@ -181,6 +181,38 @@ def test_planted_best_configuration_is_chosen(tmp_path):
     assert (folds.filter(pl.col("long") == "low")["test_rank"] <= 2).all()
 
 
+def _optuna_study(path: Path, data: Path, **wf) -> Path:
+    study = write_study(path, data, backtest={"factor": "volatility", "window": 20}, grid={},
+                        wf={"train_days": 120, "test_days": 60, "inner": "optuna", **wf})
+    study.write_text(study.read_text() + '[space]\nlong = ["high", "low"]\nrebalance_days = {low = 1, high = 7}\n'
+                     '\n[optuna]\nn_trials = 8\nsampler = "random"\nseed = 3\n')
+    return study
+
+
+def test_inner_optuna_search_chooses_on_the_train_window(tmp_path):
+    """Each fold searches on its train window alone: the planted side wins, every fold's
+    train score equals a backtest on a panel that ends at the train end, and --jobs
+    does not change the searches (each is seeded by its fold)."""
+    data = planted_panel_file(tmp_path / "planted.parquet")
+    study_path = _optuna_study(tmp_path / "search.toml", data)
+    run(study_path, tmp_path / "a", jobs=1)
+    run(study_path, tmp_path / "b", jobs=2)
+    folds = pl.read_parquet(tmp_path / "a" / "folds.parquet")
+    assert_frame_equal(folds, pl.read_parquet(tmp_path / "b" / "folds.parquet"))
+    assert folds.height == (700 - 20 - 120) // 60
+    assert (folds["long"] == "low").mean() >= 0.8
+    assert (folds["n_candidates"] <= 8).all() and (folds["n_candidates"] >= 2).all()
+    panel = sweep.load_panel(data)
+    _, _, wf_folds = prepare(sweep.load_study(study_path))
+    for f, row in zip(wf_folds, folds.iter_rows(named=True)):
+        cfg = {"factor": "volatility", "window": 20, "fee_bps": 10, "long": row["long"],
+               "rebalance_days": row["rebalance_days"]}
+        assert config_id(sweep.backtest(panel, **cfg).params) == row["config_id"]
+        assert_close(row["train_sharpe"], objective_of(cut(panel, f.train_end), f.train_start, f.train_end, cfg,
+                                                       "sharpe"), f"fold {f.fold}")
+        assert_close(row["test_sharpe"], objective_of(panel, f.test_start, f.test_end, cfg, "sharpe"))
+
+
 @pytest.mark.parametrize("objective", ["sharpe", "turnover"])
 def test_choice_uses_the_train_window_only(tmp_path, synth_file, objective):
     """Each fold's choice equals the best of one-off backtests on a panel that ends at the train end."""
@@ -333,8 +365,10 @@ BAD = {
     "anchored_string": ({**BASE_WF, "anchored": "yes"}, "", ["anchored = 'yes'", "true or false"]),
     "unknown_key": ({**BASE_WF, "train_day": 5}, "", ["'train_day'", "did you mean 'train_days'"]),
     "inner_typo": ({**BASE_WF, "inner": "gird"}, "", ["inner = 'gird'", "did you mean 'grid'"]),
-    "inner_optuna": ({**BASE_WF, "inner": "optuna"}, "", ["inner = 'optuna'", "not supported yet"]),
+    "inner_optuna_without_space": ({**BASE_WF, "inner": "optuna"}, "", ["inner = 'optuna'", "[space]"]),
     "space_with_grid": (BASE_WF, "[space]\nwindow = [5, 20]\n", ["[space]", "inner = 'optuna'"]),
+    "optuna_storage": ({**BASE_WF, "inner": "optuna"}, "[space]\nwindow = [5, 20]\n[optuna]\nn_trials = 3\n"
+                       "storage = \"sqlite:///x.db\"\n", ["storage", "in memory"]),
     "no_fold_fits": ({"train_days": 300, "test_days": 100}, "", ["[walk_forward]", "train_days = 300",
                                                                  "test_days = 100", "no fold fits"]),
 }
