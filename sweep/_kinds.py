@@ -2,7 +2,7 @@
 
 Each kind module offers ``validate(study)`` (raise ``SweepError`` for a bad
 table, before any data is read) and ``run(study, *, data, funding, out, jobs,
-force, progress) -> RunSummary``.
+force, progress, on_chunk) -> RunSummary``.
 """
 
 from __future__ import annotations
