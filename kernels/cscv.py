@@ -100,30 +100,60 @@ def sharpe_from_moments(s, s2, n):
     return m / np.sqrt(ss / (n - 1))
 
 
-@njit(cache=True, nogil=True)
-def cscv(sums, sumsq, counts, splits):
-    """CSCV over the combinations ``splits`` (rows of ``half_splits``).
+@njit(inline="always")
+def _record(k, ins, outs, chosen, is_sr, oos_sr, rank, logit):
+    """Combination ``k`` with in-sample Sharpes ``ins`` and out-of-sample ``outs``."""
+    C = ins.shape[0]
+    best = -1
+    best_is = -np.inf
+    for c in range(C):
+        if ins[c] > best_is:  # NaN never wins; a tie keeps the lower index
+            best = c
+            best_is = ins[c]
+    chosen[k] = best
+    if best < 0:
+        is_sr[k] = np.nan
+        oos_sr[k] = np.nan
+        rank[k] = np.nan
+        logit[k] = np.nan
+        return
+    x = outs[best]
+    below = 0
+    ties = 0
+    x_nan = np.isnan(x)
+    for c in range(C):
+        if c == best:
+            continue
+        y = outs[c]
+        if x_nan:
+            if np.isnan(y):
+                ties += 1
+        elif np.isnan(y) or y < x:
+            below += 1
+        elif y == x:
+            ties += 1
+    r = 1.0 + below + 0.5 * ties
+    w = r / (C + 1.0)
+    is_sr[k] = best_is
+    oos_sr[k] = x
+    rank[k] = r
+    logit[k] = np.log(w / (1.0 - w))
 
-    Returns, per combination ``k``: ``chosen[k]`` (int64, the configuration with
-    the best in-sample Sharpe; ties to the lowest index; -1 when every
-    in-sample Sharpe is NaN), its in-sample and out-of-sample per-day Sharpe
-    ``is_sr[k]``, ``oos_sr[k]``, and its out-of-sample rank ``rank[k]`` among
-    the ``C`` configurations (1 = worst, ``C`` = best; a tie counts half, so
-    ranks are mid-ranks). The relative rank is ``w = rank / (C + 1)`` and the
-    logit ``ln(w / (1 - w))`` (NaN where ``chosen`` is -1).
-    """
+
+@njit(cache=True, nogil=True)
+def cscv_range(sums, sumsq, counts, splits, k_lo, k_hi, chosen, is_sr, oos_sr, rank, logit):
+    """Fill combinations ``k_lo .. k_hi - 1`` of the first half of ``splits`` AND their
+    complements ``n - 1 - k``: in lexicographic order the complement of the k-th
+    half-split is the (n-1-k)-th, so one pass over the blocks gives both
+    (the in-sample Sharpes of one are the out-of-sample Sharpes of the other).
+    Disjoint ranges write disjoint outputs: threads may share the arrays."""
     C, S = sums.shape
     n_combos = splits.shape[0]
-    h = S // 2
-    chosen = np.empty(n_combos, dtype=np.int64)
-    is_sr = np.empty(n_combos)
-    oos_sr = np.empty(n_combos)
-    rank = np.empty(n_combos)
-    logit = np.empty(n_combos)
     in_idx = np.empty(S, dtype=np.int64)
     out_idx = np.empty(S, dtype=np.int64)
-    oos_all = np.empty(C)
-    for k in range(n_combos):
+    sr_in = np.empty(C)
+    sr_out = np.empty(C)
+    for k in range(k_lo, k_hi):
         ni = 0
         no = 0
         n_in = 0
@@ -137,50 +167,43 @@ def cscv(sums, sumsq, counts, splits):
                 out_idx[no] = b
                 no += 1
                 n_out += counts[b]
-        best = -1
-        best_is = -np.inf
         for c in range(C):
+            # Both halves summed directly (no total minus part): a configuration that
+            # is flat over a half keeps an exact zero variance there.
             a = 0.0
             a2 = 0.0
             for j in range(ni):
                 a += sums[c, in_idx[j]]
                 a2 += sumsq[c, in_idx[j]]
-            sr_in = sharpe_from_moments(a, a2, n_in)
             o = 0.0
             o2 = 0.0
             for j in range(no):
                 o += sums[c, out_idx[j]]
                 o2 += sumsq[c, out_idx[j]]
-            oos_all[c] = sharpe_from_moments(o, o2, n_out)
-            if sr_in > best_is:  # NaN never wins; a tie keeps the lower index
-                best = c
-                best_is = sr_in
-        chosen[k] = best
-        if best < 0:
-            is_sr[k] = np.nan
-            oos_sr[k] = np.nan
-            rank[k] = np.nan
-            logit[k] = np.nan
-            continue
-        x = oos_all[best]
-        below = 0
-        ties = 0
-        x_nan = np.isnan(x)
-        for c in range(C):
-            if c == best:
-                continue
-            y = oos_all[c]
-            if x_nan:
-                if np.isnan(y):
-                    ties += 1
-            elif np.isnan(y) or y < x:
-                below += 1
-            elif y == x:
-                ties += 1
-        r = 1.0 + below + 0.5 * ties
-        w = r / (C + 1.0)
-        is_sr[k] = best_is
-        oos_sr[k] = x
-        rank[k] = r
-        logit[k] = np.log(w / (1.0 - w))
+            sr_in[c] = sharpe_from_moments(a, a2, n_in)
+            sr_out[c] = sharpe_from_moments(o, o2, n_out)
+        _record(k, sr_in, sr_out, chosen, is_sr, oos_sr, rank, logit)
+        _record(n_combos - 1 - k, sr_out, sr_in, chosen, is_sr, oos_sr, rank, logit)
+
+
+@njit(cache=True, nogil=True)
+def cscv(sums, sumsq, counts, splits):
+    """CSCV over the combinations ``splits`` (rows of ``half_splits``, an even
+    number of them in lexicographic order).
+
+    Returns, per combination ``k``: ``chosen[k]`` (int64, the configuration with
+    the best in-sample Sharpe; ties to the lowest index; -1 when every
+    in-sample Sharpe is NaN), its in-sample and out-of-sample per-day Sharpe
+    ``is_sr[k]``, ``oos_sr[k]``, and its out-of-sample rank ``rank[k]`` among
+    the ``C`` configurations (1 = worst, ``C`` = best; a tie counts half, so
+    ranks are mid-ranks). The relative rank is ``w = rank / (C + 1)`` and the
+    logit ``ln(w / (1 - w))`` (NaN where ``chosen`` is -1).
+    """
+    n_combos = splits.shape[0]
+    chosen = np.empty(n_combos, dtype=np.int64)
+    is_sr = np.empty(n_combos)
+    oos_sr = np.empty(n_combos)
+    rank = np.empty(n_combos)
+    logit = np.empty(n_combos)
+    cscv_range(sums, sumsq, counts, splits, 0, n_combos // 2, chosen, is_sr, oos_sr, rank, logit)
     return chosen, is_sr, oos_sr, rank, logit
