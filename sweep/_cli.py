@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from . import _live, _portfolio, _report
 from ._errors import SweepError
 from ._params import LOWER_IS_BETTER
 
 # The table each study kind writes first: what `sweep run` points to.
 MAIN_TABLE = {"grid": "trials.parquet", "optuna": "trials.parquet", "walk_forward": "folds.parquet",
-              "monte_carlo": "samples.parquet"}
+              "monte_carlo": "samples.parquet", "portfolio": "portfolio.json"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,6 +65,9 @@ def _build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--days", type=int, default=3650)
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--start", default="2015-01-01", help="first date (YYYY-MM-DD)")
+    _report.add_parser(sub)
+    _portfolio.add_parser(sub)
+    _live.add_parser(sub)
     return p
 
 
@@ -95,6 +99,11 @@ def _cmd_validate(args) -> int:
     from ._study import load_study
 
     study = load_study(args.study)
+    if study.kind == "portfolio":
+        print(f"{study.path}: valid portfolio study '{study.name}'")
+        for line in _portfolio.describe(study):
+            print(f"  {line}")
+        return 0
     if study.kind in ("walk_forward", "optuna"):
         return _validate_kind(study, args)
     p = plan(study, args.data, args.funding)
@@ -141,6 +150,8 @@ def _cmd_show(args) -> int:
     path = Path(args.results)
     folder = path.parent if path.suffix == ".parquet" else path
     trials = folder / "trials.parquet"
+    if (folder / "portfolio.json").exists() and not trials.exists():
+        return _portfolio.show(folder)
     if (folder / "folds.parquet").exists() and not trials.exists():
         return _show_walk_forward(folder)
     if (folder / "summary.parquet").exists() and not trials.exists():
@@ -181,10 +192,16 @@ def _cmd_show(args) -> int:
     for col in ["#", "config_id", *params, *shown]:
         table.add_column(col, justify="left" if col in ("config_id",) or col in params else "right")
     for rank, row in enumerate(best.iter_rows(named=True), 1):
-        cells = [str(rank), row["config_id"]] + [_fmt(row[c]) for c in params] + [_fmt(row[m], m) for m in shown]
+        # A drawdown of -100 % or worse: NAV reached zero and the later returns are
+        # those of a negative book (SEMANTICS does not stop it); flag, do not hide.
+        mark = "!" if row["max_drawdown"] is not None and row["max_drawdown"] <= -1.0 else ""
+        cells = [f"{rank}{mark}", row["config_id"]] + [_fmt(row[c]) for c in params] + [_fmt(row[m], m) for m in shown]
         table.add_row(*cells)
     console = Console(width=max(100, 12 * (len(params) + len(shown) + 2)))
     console.print(table)
+    if (best["max_drawdown"] <= -1.0).any():
+        console.print("! max_drawdown <= -100 %: the book's NAV reached zero and went negative; its Sharpe "
+                      "and later returns describe a wiped-out book, not a strategy to trade.")
     summary_path = folder / "summary.json"
     if summary_path.exists():
         _print_overfitting(console, json.loads(summary_path.read_text()))
@@ -332,7 +349,9 @@ def _cmd_data(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _build_parser().parse_args(argv)
-        handler = {"run": _cmd_run, "show": _cmd_show, "validate": _cmd_validate, "data": _cmd_data}
+        handler = {"run": _cmd_run, "show": _cmd_show, "validate": _cmd_validate, "data": _cmd_data,
+                   "report": _report.command, "portfolio": _portfolio.command, "export": _live.command,
+                   "check": _live.command}
         return handler[args.command](args)
     except SweepError as exc:
         print(f"sweep: error: {exc}", file=sys.stderr)

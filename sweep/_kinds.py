@@ -11,7 +11,8 @@ import importlib
 
 from ._study import Study
 
-MODULES = {"optuna": "._optuna", "walk_forward": "._walkforward", "monte_carlo": "._montecarlo"}
+MODULES = {"optuna": "._optuna", "walk_forward": "._walkforward", "monte_carlo": "._montecarlo",
+           "portfolio": "._portfolio"}
 
 
 def module(kind: str):

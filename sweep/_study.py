@@ -16,9 +16,9 @@ from kernels.metrics import METRICS
 from ._errors import SweepError
 from ._params import PARAMS, check_value, closest, resolve
 
-KINDS = ("grid", "optuna", "walk_forward", "monte_carlo")
+KINDS = ("grid", "optuna", "walk_forward", "monte_carlo", "portfolio")
 STUDY_KEYS = ("name", "kind", "objective", "data", "funding", "start", "end", "description")
-TABLES = ("study", "backtest", "grid", "space", "optuna", "walk_forward", "monte_carlo")
+TABLES = ("study", "backtest", "grid", "space", "optuna", "walk_forward", "monte_carlo", "portfolio")
 # Which tables each kind reads ([study] and [backtest] always); a table another
 # kind reads is refused rather than silently ignored.
 KIND_TABLES = {
@@ -26,6 +26,7 @@ KIND_TABLES = {
     "optuna": {"space", "optuna"},
     "walk_forward": {"walk_forward", "grid", "space", "optuna"},
     "monte_carlo": {"monte_carlo", "grid"},
+    "portfolio": {"portfolio"},
 }
 
 
