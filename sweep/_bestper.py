@@ -57,7 +57,6 @@ def _moments(r: np.ndarray) -> tuple[float, float]:
 def best_per(folder: Path, column: str, data: str | None = None) -> pl.DataFrame:
     """One row per value of ``column``: the best configuration, its Sharpe, the DSR
     within its group, and the 90 % bootstrap interval of its Sharpe minus the runner-up's."""
-    from ._backtest import evaluation_window  # noqa: F401  (same window rules as the run)
     from ._engine import Evaluator
     from ._overfit import deflated_sharpe_ratio
     from ._panel import load_panel

@@ -368,32 +368,6 @@ def _fingerprint(study: Study, panel: Panel, s: int, e: int, schema_version: int
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _load_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _check_out(out: Path, fp: str, force: bool) -> bool:
-    """True when ``out`` already holds this very run; refuse another study's files unless ``force``."""
-    manifest, partial = out / "manifest.json", out / ".partial"
-    if out.exists() and not out.is_dir():
-        raise SweepError(f"--out {out} is a file, not a folder")
-    if manifest.exists() and not force:
-        if (_load_json(manifest).get("fingerprint") == fp and (out / "samples.parquet").exists()
-                and (out / "summary.parquet").exists()):
-            return True
-        raise SweepError(f"{out} holds results of a different study, data set or evaluation window; "
-                         "use --force to replace them or --out for another folder")
-    if partial.exists() and _load_json(partial / "state.json").get("fingerprint") != fp:
-        if not force:
-            raise SweepError(f"{partial} holds an unfinished run of a different study or data set; "
-                             "use --force to discard it")
-        shutil.rmtree(partial)
-    return False
-
-
 def _chunk_frame(results: list[tuple[int, np.ndarray, np.ndarray, tuple[int, int] | None]]) -> pl.DataFrame:
     sample = np.concatenate([np.full(len(idx), k, dtype=np.int64) for k, idx, _, _ in results])
     idx = np.concatenate([r[1] for r in results])
@@ -433,7 +407,7 @@ def run(study: Study, *, data=None, funding=None, out=None, jobs: int | None = N
     x samples; for ``phase``, the sum of every configuration's ``rebalance_days``).
     ``on_chunk(n_written)`` is called after each chunk of samples reaches the disk.
     """
-    from ._runner import SCHEMA_VERSION, RunSummary, _manifest, _Progress, default_jobs, plan
+    from ._runner import SCHEMA_VERSION, RunSummary, _already_complete, _manifest, _Progress, default_jobs, plan
 
     t0 = time.perf_counter()
     sp = spec(study)
@@ -443,7 +417,7 @@ def run(study: Study, *, data=None, funding=None, out=None, jobs: int | None = N
     out = Path(out) if out is not None else Path("results") / study.name
     fp = _fingerprint(study, panel, s, e, SCHEMA_VERSION)
     partial = out / ".partial"
-    if _check_out(out, fp, force):
+    if _already_complete(out, fp, force, ("samples.parquet", "summary.parquet")):
         rows = pl.scan_parquet(out / "samples.parquet").select(pl.len()).collect().item()
         return RunSummary(out, rows, 0, rows, time.perf_counter() - t0, 0.0, pl_.start, pl_.end)
     # Everything that can fail on the input happens before the first file is written.

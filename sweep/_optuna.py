@@ -84,8 +84,8 @@ from ._errors import SweepError
 from ._io import write_json, write_parquet
 from ._panel import Panel, load_panel
 from ._params import LOWER_IS_BETTER, PARAMS, check_value, closest, resolve, warmup_days
-from ._runner import (SCHEMA_VERSION, RunSummary, _load_json, _Progress, _versions, data_path,
-                      funding_path, trials_table)
+from ._runner import (SCHEMA_VERSION, RunSummary, _load_json, _Progress, _versions, data_path, funding_path,
+                      manifest_head, trials_table)
 from ._study import Study
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
@@ -966,15 +966,7 @@ def _manifest(p: Prepared, fp: str, summary: RunSummary, df: pl.DataFrame, ostud
         best = {"trial_number": row["trial_number"], "config_id": row["config_id"],
                 "value": row[study.objective], "params": {d.name: row[d.name] for d in p.space}}
     return {
-        "schema_version": SCHEMA_VERSION,
-        "fingerprint": fp,
-        "study": {"name": study.name, "kind": study.kind, "objective": study.objective,
-                  "path": str(study.path), "fingerprint": study.fingerprint(), "text": study.text},
-        "data": {"path": panel.source, "fingerprint": panel.fingerprint,
-                 "days": int(panel.shape[0]), "symbols": int(panel.shape[1]),
-                 "first_date": str(panel.dates[0]), "last_date": str(panel.dates[-1]),
-                 "columns": sorted(panel.fields)},
-        "evaluation_window": {"start": str(summary.start), "end": str(summary.end), "days": p.e - p.s + 1},
+        **manifest_head(study, panel, fp, summary.start, summary.end, p.e - p.s + 1),
         "optuna": {"n_trials": p.options.n_trials, "sampler": p.options.sampler, "seed": p.options.seed,
                    "storage": storage, "study_name": ostudy.study_name, "direction": direction,
                    "in_flight": IN_FLIGHT, "space": {d.name: d.describe() for d in p.space}},

@@ -41,7 +41,7 @@ from ._engine import Compiled, Workspace, compile_configs, kernel_panels
 from ._errors import SweepError
 from ._io import write_json, write_parquet
 from ._panel import Panel, load_panel
-from ._params import FACTORS, LOWER_IS_BETTER, config_id, warmup_days
+from ._params import LOWER_IS_BETTER, config_id, warmup_days
 from ._study import Study
 
 SCHEMA_VERSION = 1
@@ -229,8 +229,6 @@ def run_study(study: Study, *, data: str | Path | None = None, funding: str | Pa
     panel, configs, s, e = pl_.panel, pl_.configs, pl_.s, pl_.e
     jobs = max(1, jobs or default_jobs())
     out = Path(out) if out is not None else Path("results") / study.name
-    if out.exists() and not out.is_dir():
-        raise SweepError(f"--out {out} is a file, not a folder")
     fp_ = pl_.fingerprint(save_returns)
     partial = out / ".partial"
     manifest_path = out / "manifest.json"
@@ -295,11 +293,14 @@ def run_study(study: Study, *, data: str | Path | None = None, funding: str | Pa
     return summary
 
 
-def _already_complete(out: Path, fp_: str, force: bool) -> bool:
-    """True when ``out`` holds this very run; refuse another study's files unless ``force``."""
+def _already_complete(out: Path, fp_: str, force: bool, tables: tuple[str, ...] = ("trials.parquet",)) -> bool:
+    """True when ``out`` holds this very run (its manifest and ``tables``); refuse another
+    study's files unless ``force``."""
+    if out.exists() and not out.is_dir():
+        raise SweepError(f"--out {out} is a file, not a folder")
     manifest_path, partial = out / "manifest.json", out / ".partial"
     if manifest_path.exists() and not force:
-        if _load_json(manifest_path).get("fingerprint") == fp_ and (out / "trials.parquet").exists():
+        if _load_json(manifest_path).get("fingerprint") == fp_ and all((out / t).exists() for t in tables):
             return True
         raise SweepError(f"{out} holds results of a different study, data set or evaluation window; "
                          "use --force to replace them or --out for another folder")
@@ -432,8 +433,8 @@ def _versions() -> dict[str, str]:
             "numpy": np.__version__, "python": platform.python_version()}
 
 
-def _manifest(pl_: Plan, fp_: str, summary: RunSummary) -> dict[str, Any]:
-    study, panel = pl_.study, pl_.panel
+def manifest_head(study: Study, panel: Panel, fp_: str, start, end, days: int) -> dict[str, Any]:
+    """What every kind's manifest.json opens with: the study, the data and the window."""
     return {
         "schema_version": SCHEMA_VERSION,
         "fingerprint": fp_,
@@ -443,8 +444,13 @@ def _manifest(pl_: Plan, fp_: str, summary: RunSummary) -> dict[str, Any]:
                  "days": int(panel.shape[0]), "symbols": int(panel.shape[1]),
                  "first_date": str(panel.dates[0]), "last_date": str(panel.dates[-1]),
                  "columns": sorted(panel.fields)},
-        "evaluation_window": {"start": str(summary.start), "end": str(summary.end),
-                              "days": pl_.e - pl_.s + 1},
+        "evaluation_window": {"start": str(start), "end": str(end), "days": days},
+    }
+
+
+def _manifest(pl_: Plan, fp_: str, summary: RunSummary) -> dict[str, Any]:
+    return {
+        **manifest_head(pl_.study, pl_.panel, fp_, summary.start, summary.end, pl_.e - pl_.s + 1),
         "configurations": summary.n_configs,
         "configurations_run": summary.n_run,
         "configurations_resumed": summary.n_resumed,
@@ -454,5 +460,5 @@ def _manifest(pl_: Plan, fp_: str, summary: RunSummary) -> dict[str, Any]:
         "versions": _versions(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "factors": sorted({p["factor"] for p in pl_.configs}),
-        "parameters": study.columns,
+        "parameters": pl_.study.columns,
     }

@@ -42,7 +42,6 @@ Only ``inner = "grid"`` is implemented: the candidates are the study's
 from __future__ import annotations
 
 import math
-import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -60,7 +59,7 @@ from ._engine import Evaluator
 from ._errors import SweepError
 from ._io import write_json, write_parquet
 from ._params import MAX_INT, closest, config_id
-from ._runner import (LOWER_IS_BETTER, SCHEMA_VERSION, Plan, RunSummary, _load_json, _manifest,
+from ._runner import (LOWER_IS_BETTER, SCHEMA_VERSION, Plan, RunSummary, _already_complete, _manifest,
                       _Progress, plan)
 from ._study import Study
 
@@ -378,22 +377,6 @@ def _summary(study: Study, cfg: Settings, pl_: Plan, results: list[_FoldResult])
     }
 
 
-def _complete(out: Path, fp_: str, force: bool) -> bool:
-    """True when ``out`` holds this very run; refuse another run's results unless ``force``."""
-    manifest = out / "manifest.json"
-    if manifest.exists() and not force:
-        if _load_json(manifest).get("fingerprint") == fp_ and all((out / f).exists() for f in FILES):
-            return True
-        raise SweepError(f"{out} holds results of a different study, data set or evaluation window; "
-                         "use --force to replace them or --out for another folder")
-    partial = out / ".partial"  # only a grid run leaves one
-    if partial.exists():
-        if not force:
-            raise SweepError(f"{partial} holds an unfinished run of another study; use --force to discard it")
-        shutil.rmtree(partial)
-    return False
-
-
 def prepare(study: Study, data: str | Path | None = None,
             funding: str | Path | None = None) -> tuple[Settings, Plan, list[Fold]]:
     """Load the data, resolve the candidates and lay out the folds; refuse a study where none fits."""
@@ -420,13 +403,11 @@ def run(study: Study, *, data: str | Path | None = None, funding: str | Path | N
     cfg, pl_, folds = prepare(study, data, funding)
     jobs = max(1, int(jobs or 1))
     out = Path(out) if out is not None else Path("results") / study.name
-    if out.exists() and not out.is_dir():
-        raise SweepError(f"--out {out} is a file, not a folder")
     # Candidate evaluations per fold: the grid, or the search's trials.
     per_fold = _optuna_space(study)[1].n_trials if cfg.inner == "optuna" else len(pl_.configs)
     n_configs = per_fold * len(folds)
     fp_ = pl_.fingerprint(False)
-    if _complete(out, fp_, force):
+    if _already_complete(out, fp_, force, FILES):
         return RunSummary(out, n_configs, 0, n_configs, time.perf_counter() - t0, 0.0, pl_.start, pl_.end)
 
     evaluator = Evaluator(pl_.panel, jobs)

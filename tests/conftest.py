@@ -43,7 +43,6 @@ def small_panel():
 
     panel = sweep.synth(n_symbols=20, n_days=260, seed=7)
     close = panel.close
-    T = close.shape[0]
     listed_late = np.isnan(close[0]).sum()
     delisted = np.isnan(close[-1]).sum()
     assert listed_late > 0 and delisted > 0, "the fixture must have listings and delistings"

@@ -7,7 +7,6 @@ import itertools
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
