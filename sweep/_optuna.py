@@ -79,13 +79,12 @@ import polars as pl
 
 from kernels.metrics import METRICS
 
-from ._backtest import evaluation_window
 from ._errors import SweepError
 from ._io import write_json, write_parquet
-from ._panel import Panel, load_panel
-from ._params import LOWER_IS_BETTER, PARAMS, check_value, closest, resolve, warmup_days
-from ._runner import (SCHEMA_VERSION, RunSummary, _load_json, _Progress, _versions, data_path, funding_path,
-                      manifest_head, trials_table)
+from ._panel import Panel
+from ._params import LOWER_IS_BETTER, PARAMS, check_value, closest, resolve
+from ._runner import (SCHEMA_VERSION, RunSummary, _load_json, _Progress, _versions, manifest_head, plan,
+                      trials_table)
 from ._study import Study
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
@@ -364,21 +363,14 @@ class Prepared:
 
 
 def prepare(study: Study, data: str | Path | None = None, funding: str | Path | None = None) -> Prepared:
-    """Load the data, check the space against it and fix the shared evaluation window."""
-    from ._engine import Workspace
+    """Load the data, check the space against it and fix the shared evaluation window.
 
+    The corners of the space bound the warm-up and need every column any trial can.
+    """
     space, options = parse_space(study), parse_options(study)
-    panel = load_panel(data_path(study, data), funding_path(study, funding))
     ends = corners(study, space)
-    ws = Workspace(panel)
-    seen = set()
-    for p in ends:
-        needs = (p["factor"], p["top_by_market_cap"] > 0, p["market"], p["market_symbol"])
-        if needs not in seen:
-            seen.add(needs)
-            ws.check(p, f"{study.path}: [space]")
-    warmup = max(warmup_days(p) for p in ends)
-    s, e = evaluation_window(panel, warmup, study.start, study.end, f"{study.path}: [study]")
+    planned = plan(study, data, funding, configs=ends)
+    panel, s, e = planned.panel, planned.s, planned.e
     return Prepared(study, space, options, panel, ends, s, e)
 
 
