@@ -41,10 +41,10 @@ from ._engine import Compiled, Workspace, compile_configs, kernel_panels
 from ._errors import SweepError
 from ._io import write_json, write_parquet
 from ._panel import Panel, load_panel
+from ._results import SCHEMA_VERSION
 from ._params import LOWER_IS_BETTER, config_id, warmup_days
 from ._study import Study
 
-SCHEMA_VERSION = 1
 N_BLOCKS = 16  # blocks of the evaluation window for the PBO's cross-validation
 DEFAULT_DATA = Path("data") / "crypto_daily.parquet"
 
