@@ -26,8 +26,13 @@ METRICS = (
     "avg_net_exposure",
     "avg_gross_exposure",
     "n_rebalances",
+    "ruined",
 )
 N_METRICS = len(METRICS)
+# Output slots by name: Numba reads module-level integers as compile-time constants.
+M_TOTAL_RETURN, M_CAGR, M_ANN_VOL, M_SHARPE, M_SHARPE_PRE_COST, M_SORTINO, M_MAX_DRAWDOWN, M_CALMAR, \
+    M_WIN_RATE, M_TURNOVER, M_COST_PAID, M_FUNDING_RETURN, M_AVG_LONG, M_AVG_SHORT, M_AVG_NET_EXPOSURE, \
+    M_AVG_GROSS_EXPOSURE, M_N_REBALANCES, M_RUINED = range(N_METRICS)
 DAYS_PER_YEAR = 365.0
 
 
@@ -73,7 +78,11 @@ def compute_metrics(R, R_pre, tau, cost, fund, n_long, n_short, net, gross, n_re
     """Fill ``out`` (length ``N_METRICS``, in the order of ``METRICS``).
 
     ``R`` is the net daily return for ``t = s .. e`` and the other series are the
-    per-day byproducts of ``portfolio.simulate``.
+    per-day byproducts of ``portfolio.simulate``. ``ruined`` is read off ``R``:
+    an open book has ``1 + R > 0`` every day (SEMANTICS §8), so a day with
+    ``R == -1`` exactly is a ruin, and a ruined book's NAV is 0 from then on
+    (``total_return`` -1, ``cagr`` -1, ``max_drawdown`` -1, ``calmar`` -1 follow
+    from the same sums, with no special case).
     """
     n = R.shape[0]
     growth = 1.0
@@ -82,7 +91,10 @@ def compute_metrics(R, R_pre, tau, cost, fund, n_long, n_short, net, gross, n_re
     down2 = 0.0
     wins = 0
     nonzero = 0
+    ruined = 0.0
     for v in R:
+        if v == -1.0:
+            ruined = 1.0
         growth *= 1.0 + v
         # The peak starts at the initial NAV of 1: a loss from day one is a drawdown.
         if growth > peak:
@@ -100,20 +112,21 @@ def compute_metrics(R, R_pre, tau, cost, fund, n_long, n_short, net, gross, n_re
     cagr = growth ** (DAYS_PER_YEAR / n) - 1.0 if growth >= 0.0 else np.nan
     m, sd = mean_std(R)
     down = np.sqrt(down2 / n)
-    out[0] = total
-    out[1] = cagr
-    out[2] = sd * np.sqrt(DAYS_PER_YEAR)
-    out[3] = m / sd * np.sqrt(DAYS_PER_YEAR) if sd > 0.0 else np.nan
-    out[4] = sharpe(R_pre)
-    out[5] = m / down * np.sqrt(DAYS_PER_YEAR) if down > 0.0 else np.nan
-    out[6] = mdd
-    out[7] = cagr / abs(mdd) if mdd != 0.0 else np.nan
-    out[8] = wins / nonzero if nonzero > 0 else np.nan
-    out[9] = tau.sum() * DAYS_PER_YEAR / n
-    out[10] = cost.sum()
-    out[11] = fund.sum()
-    out[12] = n_long.mean()
-    out[13] = n_short.mean()
-    out[14] = net.mean()
-    out[15] = gross.mean()
-    out[16] = n_reb
+    out[M_TOTAL_RETURN] = total
+    out[M_CAGR] = cagr
+    out[M_ANN_VOL] = sd * np.sqrt(DAYS_PER_YEAR)
+    out[M_SHARPE] = m / sd * np.sqrt(DAYS_PER_YEAR) if sd > 0.0 else np.nan
+    out[M_SHARPE_PRE_COST] = sharpe(R_pre)
+    out[M_SORTINO] = m / down * np.sqrt(DAYS_PER_YEAR) if down > 0.0 else np.nan
+    out[M_MAX_DRAWDOWN] = mdd
+    out[M_CALMAR] = cagr / abs(mdd) if mdd != 0.0 else np.nan
+    out[M_WIN_RATE] = wins / nonzero if nonzero > 0 else np.nan
+    out[M_TURNOVER] = tau.sum() * DAYS_PER_YEAR / n
+    out[M_COST_PAID] = cost.sum()
+    out[M_FUNDING_RETURN] = fund.sum()
+    out[M_AVG_LONG] = n_long.mean()
+    out[M_AVG_SHORT] = n_short.mean()
+    out[M_AVG_NET_EXPOSURE] = net.mean()
+    out[M_AVG_GROSS_EXPOSURE] = gross.mean()
+    out[M_N_REBALANCES] = n_reb
+    out[M_RUINED] = ruined

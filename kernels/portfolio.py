@@ -89,7 +89,11 @@ def simulate(q, funding, order, count, ivol, feature, ip, fp, s, e,
     ``feature`` the feature panel (read by threshold selection only).
     Short weights are negative; the long side gets ``+fp[F_LONG]`` of NAV and
     the short side ``-fp[F_SHORT]``. Output series have length ``e - s + 1``;
-    ``weights_out`` is filled when it has rows. Returns the rebalance count.
+    ``weights_out`` is filled when it has rows (the net book's weights: 0 from
+    its ruin on). Returns the rebalance count of the schedule.
+
+    A ruined book (§8) has ``R = -1`` on its ruin day and every series 0 after
+    it; ``R_pre`` is the pre-cost book's own series, closed on its own ruin day.
     """
     N = q.shape[1]
     has_funding = funding.shape[0] > 0
@@ -119,9 +123,32 @@ def simulate(q, funding, order, count, ivol, feature, ip, fp, s, e,
     ns = 0
     sw = 0.0
     sa = 0.0
+    # Ruin (SEMANTICS §8): the net book closes when its NAV reaches zero. The
+    # pre-cost book follows the same weights until then; after a ruin by cost
+    # it goes on along its own path, so the weight path runs while either is open.
+    net_open = True
+    pre_open = True
     next_reb = s + phase  # a counter instead of a modulo per day
     for t in range(s, e + 1):
         d = t - s
+        is_reb = t == next_reb
+        if is_reb:
+            next_reb += k_reb
+            n_reb += 1  # the schedule counts a closed book's rebalance days too
+        R[d] = 0.0
+        R_pre[d] = 0.0
+        tau_out[d] = 0.0
+        cost_out[d] = 0.0
+        fund_out[d] = 0.0
+        n_long[d] = 0.0
+        n_short[d] = 0.0
+        net[d] = 0.0
+        gross[d] = 0.0
+        if record:
+            for i in range(N):
+                weights_out[d, i] = 0.0
+        if not pre_open:
+            continue
         # 1-2. What yesterday's book earns today: price and funding.
         # (2-D indexing, not row views: a view per day costs reference counting.)
         P = 0.0
@@ -131,11 +158,24 @@ def simulate(q, funding, order, count, ivol, feature, ip, fp, s, e,
         if has_funding:
             for j in range(n_held):
                 F -= w[held[j]] * funding[t, held[j]]
-        # 3. Drift with prices; "constant" keeps the weights (no cost).
+        g = 1.0 + P + F
+        # 3. Ruin by price closes both books (they hold the same weights while open).
+        if g <= 0.0:
+            R_pre[d] = -1.0
+            if net_open:
+                R[d] = -1.0
+                fund_out[d] = F
+            net_open = False
+            pre_open = False
+            for j in range(n_held):
+                w[held[j]] = 0.0
+            n_held = 0
+            continue
+        # Drift with prices; "constant" keeps the weights (no cost).
         if drift and n_held > 0:
             # One division per day, not per symbol: the product differs from
             # w * (1 + q) / g by at most an ulp.
-            inv_g = 1.0 / (1.0 + P + F)
+            inv_g = 1.0 / g
             sw = 0.0
             sa = 0.0
             for j in range(n_held):
@@ -146,9 +186,7 @@ def simulate(q, funding, order, count, ivol, feature, ip, fp, s, e,
                 sa += abs(x)
         # 4. Rebalance.
         tau = 0.0
-        if t == next_reb:
-            next_reb += k_reb
-            n_reb += 1
+        if is_reb:
             n = count[t]
             nt = 0
             if mode == MODE_THRESHOLD:
@@ -188,18 +226,24 @@ def simulate(q, funding, order, count, ivol, feature, ip, fp, s, e,
                         ns += 1
                     sw += x
                     sa += abs(x)
-        # 5. Net of costs.
-        C = tau * cost_rate
-        R[d] = (1.0 + P + F) * (1.0 - C) - 1.0
         R_pre[d] = P + F
+        if not net_open:
+            continue
+        # 5. Net of costs; a cost of the whole NAV or more ruins the net book.
+        C = tau * cost_rate
         tau_out[d] = tau
         cost_out[d] = C
         fund_out[d] = F
+        if C >= 1.0:
+            R[d] = -1.0
+            net_open = False
+            continue
+        R[d] = g * (1.0 - C) - 1.0
         n_long[d] = nl
         n_short[d] = ns
         net[d] = sw
         gross[d] = sa
         if record:
-            for i in range(N):
-                weights_out[d, i] = w[i]
+            for j in range(n_held):
+                weights_out[d, held[j]] = w[held[j]]
     return n_reb

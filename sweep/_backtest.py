@@ -93,5 +93,5 @@ def backtest(panel: Panel, *, start=None, end=None, return_weights: bool = False
     if return_weights:
         wdf = pl.DataFrame({"date": dates, **{sym: weights[:, j] for j, sym in enumerate(panel.symbols)}})
     metrics = {name: float(v) for name, v in zip(METRICS, out)}
-    metrics["n_rebalances"] = int(out[-1])
+    metrics["n_rebalances"] = int(out[METRICS.index("n_rebalances")])
     return Result(params=p, config_id=config_id(p), metrics=metrics, returns=returns, weights=wdf)

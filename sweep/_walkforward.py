@@ -328,7 +328,19 @@ def _folds_table(study: Study, pl_: Plan, results: list[_FoldResult]) -> pl.Data
 
 
 def _stitch(results: list[_FoldResult]) -> tuple[list[np.ndarray], int]:
+    """The out-of-sample book: the folds' test series end to end.
+
+    It is one book: once it is ruined in a fold (SEMANTICS §8), it stays closed,
+    so the later folds' series are zeroed rather than restarted from a NAV of 0
+    (the pre-cost series by its own ruin day).
+    """
     series = [np.concatenate([r.series[i] for r in results]) for i in range(9)]
+    for i, closes in ((0, 0), (1, 1)):
+        ruin = np.flatnonzero(series[closes] == -1.0)
+        if ruin.size:
+            after = slice(ruin[0] + 1, None)
+            for j in ((0, 2, 3, 4, 5, 6, 7, 8) if i == 0 else (1,)):
+                series[j][after] = 0.0
     return series, sum(r.n_rebalances for r in results)
 
 

@@ -34,6 +34,7 @@ METRIC_NAMES = (
     "avg_net_exposure",
     "avg_gross_exposure",
     "n_rebalances",
+    "ruined",
 )
 
 FACTORS = (
@@ -391,7 +392,17 @@ def run_portfolio(q, funding, s, e, params, fee_bps, slippage_bps, targets) -> d
     V = 1.0
     out = {k: [] for k in ("R", "P", "F", "C", "tau", "V", "rebalance")}
     weights = []
+    closed = False  # Section 8, ruin: once the NAV reaches zero the book is closed.
+    ruined = False
     for t in range(s, e + 1):
+        if closed:
+            # Every later day: P = F = R = tau = C = 0, w = 0, no rebalance (the
+            # schedule still counts the day for n_rebalances).
+            for key, value in (("R", 0.0), ("P", 0.0), ("F", 0.0), ("C", 0.0), ("tau", 0.0), ("V", 0.0)):
+                out[key].append(value)
+            out["rebalance"].append(is_rebalance_day(t, s, params))
+            weights.append(np.zeros(N))
+            continue
         # 1. Price: P_t = sum_i w_i * q[t,i], non-finite q as 0.
         qt = np.array([q[t, i] if math.isfinite(q[t, i]) else 0.0 for i in range(N)])
         P = 0.0
@@ -406,7 +417,17 @@ def run_portfolio(q, funding, s, e, params, fee_bps, slippage_bps, targets) -> d
                 if math.isfinite(f):
                     F -= w[i] * f
 
-        # 3. Drift.
+        # 3. Ruin by price: no drift, no rebalance, tau = C = 0, F as computed.
+        if 1.0 + P + F <= 0.0:
+            closed = ruined = True
+            w = np.zeros(N)
+            for key, value in (("R", -1.0), ("P", P), ("F", F), ("C", 0.0), ("tau", 0.0), ("V", 0.0)):
+                out[key].append(value)
+            out["rebalance"].append(is_rebalance_day(t, s, params))
+            weights.append(w.copy())
+            continue
+
+        # Drift.
         if params["hold"] == "drift":
             growth = 1.0 + P + F
             w = np.array([w[i] * (1.0 + qt[i]) / growth for i in range(N)])
@@ -431,9 +452,16 @@ def run_portfolio(q, funding, s, e, params, fee_bps, slippage_bps, targets) -> d
             C = tau * (fee_bps + slippage_bps) / 10_000
             w = w_star
 
-        # 5. Net return and NAV.
-        R = (1.0 + P + F) * (1.0 - C) - 1.0
-        V = V * (1.0 + R)
+        # 5. Net return and NAV; a cost of the whole NAV or more ruins the book
+        # (the trade was made: tau, C and F stay as computed).
+        if C >= 1.0:
+            closed = ruined = True
+            R = -1.0
+            V = 0.0
+            w = np.zeros(N)
+        else:
+            R = (1.0 + P + F) * (1.0 - C) - 1.0
+            V = V * (1.0 + R)
 
         out["R"].append(R)
         out["P"].append(P)
@@ -444,6 +472,7 @@ def run_portfolio(q, funding, s, e, params, fee_bps, slippage_bps, targets) -> d
         out["rebalance"].append(rebalance)
         weights.append(w.copy())
     result = {k: np.array(v) for k, v in out.items()}
+    result["ruined"] = ruined
     result["weights"] = np.array(weights).reshape(len(weights), N)
     return result
 
@@ -464,7 +493,7 @@ def metrics(run: dict, run_pre: dict) -> dict:
     R = run["R"]
     n = len(R)
     total_return = float(np.prod(1.0 + R) - 1.0)
-    if 1.0 + total_return < 0.0:
+    if 1.0 + total_return < 0.0:  # impossible since section 8's ruin rule; kept as a guard
         cagr = math.nan
     else:
         cagr = float((1.0 + total_return) ** (365.0 / n) - 1.0)
@@ -506,6 +535,7 @@ def metrics(run: dict, run_pre: dict) -> dict:
         "avg_net_exposure": float(np.mean(np.sum(W, axis=1))),
         "avg_gross_exposure": float(np.mean(np.sum(np.abs(W), axis=1))),
         "n_rebalances": int(np.sum(run["rebalance"])),
+        "ruined": 1.0 if run["ruined"] else 0.0,
     }
 
 

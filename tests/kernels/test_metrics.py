@@ -57,6 +57,7 @@ def reference_metrics(R, R_pre, tau, cost, fund, n_long, n_short, net, gross, n_
         "avg_net_exposure": net.mean(),
         "avg_gross_exposure": gross.mean(),
         "n_rebalances": float(n_reb),
+        "ruined": 1.0 if (V == 0.0).any() else 0.0,  # the NAV reached zero (SEMANTICS §8)
     }
 
 
