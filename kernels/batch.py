@@ -4,6 +4,10 @@ One call runs a contiguous chunk of configurations with the GIL released, so
 a thread pool scales across cores with shared, read-only panels. The daily
 series buffers are allocated once per chunk and reused by every
 configuration: memory does not grow with the chunk.
+
+Numba's cache is keyed on this file alone, not on the kernels it calls: a
+change to ``portfolio.py`` or ``metrics.py`` (a new metric, SEMANTICS §8's
+ruin) must come with an edit here, or a warm cache keeps the old machine code.
 """
 
 import numpy as np

@@ -45,6 +45,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ import numpy as np
 from . import __version__
 from ._errors import SweepError
 from ._params import CHOICES, FACTORS, PARAMS, check_value, closest, config_id, resolve
-from ._portfolio import (WEIGHT_METHODS, Choice, equal_weights, live_params, load_data, relevant, rerun,
+from ._portfolio import (WEIGHT_METHODS, Choice, equal_weights, judge_legs, live_params, load_data, relevant, rerun,
                          select, static_weights)
 
 WEIGHT_TOL = 0.005
@@ -94,6 +95,9 @@ def live_config(results: list[str | Path], weights: str = "equal", data=None, fu
     """The live configuration of the studies' chosen configurations (see the module docstring)."""
     sources, choices, (start, end) = select(results)
     w = backtest_weights(choices, sources, start, end, weights, data, funding)
+    # Each leg's deflated Sharpe and PBO travel with it: live trading should know how
+    # much of a leg's Sharpe the search that found it can explain.
+    warnings = judge_legs(load_data(sources, data, funding), choices)
     folders = list(dict.fromkeys(c.source.folder for c in choices))
     names = {c.source.folder: c.source.name for c in choices}
     return {
@@ -108,6 +112,10 @@ def live_config(results: list[str | Path], weights: str = "equal", data=None, fu
             "weights": weights,
             "chosen": {c.factor: {"study": c.source.name, "config_id": c.config_id,
                                   "objective": c.source.objective, "value": _num(c.value)} for c in choices},
+            "legs": {c.factor: {"dsr": c.stats.get("dsr"), "pbo": c.stats.get("pbo"),
+                                "n_trials": c.stats.get("n_trials"), "ruined_set_aside": c.set_aside}
+                     for c in choices},
+            "warnings": warnings,
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         },
     }
@@ -492,6 +500,8 @@ def command(args) -> int:
         print(f"wrote {out}: {len(cfg['params'])} strategies, weights {args.weights} ({w}), "
               f"window {cfg['provenance']['evaluation_window']['start']} .. "
               f"{cfg['provenance']['evaluation_window']['end']}")
+        for warning in cfg["provenance"]["warnings"]:
+            print(f"warning: {warning}", file=sys.stderr)
         return 0
     live = read_live(args.live)
     report = check_live(live, args.results, args.weights, args.weight_tol, args.data, args.funding)

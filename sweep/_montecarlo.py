@@ -44,7 +44,8 @@ quantiles) are over a configuration's non-NaN objective values;
 ``p_positive`` counts NaN as not positive; ``p_best`` is the probability that
 the configuration is the best of a sample (highest objective, lowest for
 ``ann_vol``, ``turnover`` and ``cost_paid``), ties split evenly and NaN never
-best. For ``phase``, configurations with different ``rebalance_days`` share
+best, and neither is a book ruined in that sample (``p_ruined`` is the share
+of samples in which it was ruined). For ``phase``, configurations with different ``rebalance_days`` share
 no sample, so ``p_best`` is the exact probability of being the best when each
 configuration's phase is drawn independently and uniformly.
 """
@@ -258,14 +259,18 @@ def summary_table(study: Study, configs: list[dict[str, Any]], samples: pl.DataF
     lower = obj in LOWER_IS_BETTER
     idx = samples["idx"].to_numpy()
     values = samples[obj].to_numpy().astype(np.float64)
+    ruined = samples["ruined"].to_numpy().astype(np.float64) > 0
+    # A book ruined in a sample is never that sample's best (SEMANTICS §8): its
+    # ratios describe a closed book. Its value still counts in the quantiles.
+    contest = np.where(ruined, np.nan, values)
     C = len(configs)
     groups = [values[idx == c] for c in range(C)]
     if method == "phase":
-        p_best = p_best_independent(groups, lower)
+        p_best = p_best_independent([contest[idx == c] for c in range(C)], lower)
     else:
         S = samples["sample"].n_unique()
         grid = np.full((S, C), np.nan)
-        grid[samples["sample"].to_numpy() - samples["sample"].min(), idx] = values
+        grid[samples["sample"].to_numpy() - samples["sample"].min(), idx] = contest
         p_best = best_shares(grid, lower).mean(axis=0)
     stats: dict[str, list[float]] = {k: [] for k in ("mean", "median", "q05", "q95", "p_positive")}
     for g in groups:
@@ -280,6 +285,8 @@ def summary_table(study: Study, configs: list[dict[str, Any]], samples: pl.DataF
         pl.lit(obj).alias("objective"),
         *[pl.Series(k, v, dtype=pl.Float64) for k, v in stats.items()],
         pl.Series("p_best", p_best, dtype=pl.Float64),
+        pl.Series("p_ruined", [float(ruined[idx == c].mean()) if (idx == c).any() else np.nan for c in range(C)],
+                  dtype=pl.Float64),
         pl.Series("n_samples", [len(g) for g in groups], dtype=pl.Int64),
         pl.lit(schema_version, dtype=pl.Int32).alias("schema_version"),
     )

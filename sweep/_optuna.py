@@ -6,7 +6,8 @@ evaluated over the evaluation window the whole study shares (SEMANTICS §7:
 any trial runs). The objective is maximised, except ``ann_vol``,
 ``turnover`` and ``cost_paid``, which are minimised. A NaN objective is told
 to Optuna as a failed trial (it is not a number a sampler can rank) and is
-still a row of the table.
+still a row of the table; so is a ruined book (SEMANTICS §8), whose ratios
+describe a closed book, and which is never the reported best.
 
 The Optuna storage is the source of truth. Every trial keeps its metrics as
 the user attribute ``sweep_metrics``, so ``trials.parquet`` is rebuilt from
@@ -77,8 +78,9 @@ from typing import Any, Callable
 import numpy as np
 import polars as pl
 
-from kernels.metrics import METRICS
+from kernels.metrics import M_RUINED, METRICS
 
+from ._choose import best_index
 from ._errors import SweepError
 from ._io import write_json, write_parquet
 from ._panel import Panel
@@ -895,7 +897,9 @@ class _Search:
         value = float(row[self.objective])
         try:
             trial.set_user_attr(A_METRICS, _metrics_attr(row))
-            if math.isnan(value):
+            # A ruined book's ratios describe a closed book (SEMANTICS §8): a sampler told
+            # them would climb towards ruin, so it is a failed trial, kept as a row.
+            if math.isnan(value) or row[M_RUINED] > 0:
                 self.ostudy.tell(trial, state=TrialState.FAIL)
             else:
                 self.ostudy.tell(trial, value)
@@ -952,9 +956,10 @@ def _manifest(p: Prepared, fp: str, summary: RunSummary, df: pl.DataFrame, ostud
 
     study, panel = p.study, p.panel
     best = None
-    ranked = df.filter(pl.col(study.objective).is_not_nan())
-    if ranked.height:
-        row = ranked.sort(study.objective, descending=direction == "maximize").row(0, named=True)
+    i = best_index(df[study.objective].cast(pl.Float64).fill_null(np.nan).to_numpy(), study.objective,
+                   df["ruined"].cast(pl.Float64).fill_null(0.0).to_numpy())
+    if i >= 0:
+        row = df.row(i, named=True)
         best = {"trial_number": row["trial_number"], "config_id": row["config_id"],
                 "value": row[study.objective], "params": {d.name: row[d.name] for d in p.space}}
     return {
@@ -971,6 +976,7 @@ def _manifest(p: Prepared, fp: str, summary: RunSummary, df: pl.DataFrame, ostud
         "trials_per_second": round(summary.configs_per_second, 1) if summary.n_run else None,
         "configs_per_second": round(summary.configs_per_second, 1) if summary.n_run else None,
         "best": best,
+        "n_ruined": int((df["ruined"] > 0).sum()),
         "versions": {**_versions(), "optuna": optuna.__version__},
         "created": _now(),
         "factors": sorted(set(df["factor"].to_list())) if "factor" in df.columns

@@ -83,6 +83,7 @@ from kernels.metrics import DAYS_PER_YEAR, METRICS, N_METRICS, compute_metrics
 
 from . import __version__
 from ._errors import SweepError
+from ._results import read_manifest
 from ._params import FACTORS, PARAMS, closest, resolve
 
 WEIGHT_METHODS = ("equal", "inverse_vol", "sharpe")
@@ -153,6 +154,8 @@ class Choice:
     source: Source
     row: dict[str, Any]  # its row of trials.parquet
     params: dict[str, Any]  # fully resolved
+    set_aside: int = 0  # ruined configurations of this factor that were not considered
+    stats: dict[str, Any] | None = None  # its DSR and PBO among its factor's trials (sweep._legs)
 
     @property
     def config_id(self) -> str:
@@ -173,10 +176,7 @@ def read_source(path: str | Path) -> Source:
     mpath = folder / "manifest.json"
     if not mpath.exists():
         raise SweepError(f"{folder}: no manifest.json (not a results folder, or its run did not finish)")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (OSError, ValueError) as exc:
-        raise SweepError(f"{mpath}: unreadable ({exc}); rerun the study with --force") from None
+    manifest = read_manifest(folder)
     kind = manifest.get("study", {}).get("kind", "grid")
     if kind not in ("grid", "optuna"):
         raise SweepError(f"{folder}: a {kind} study has no single chosen configuration per factor; "
@@ -201,9 +201,10 @@ def _resolved_row(src: Source, row: dict[str, Any]) -> dict[str, Any]:
     return resolve({k: row[k] for k in src.params if row[k] is not None}, f"{src.folder}/trials.parquet")
 
 
-def best_rows(src: Source) -> list[tuple[str, dict[str, Any]]]:
-    """``(factor, row)`` of the best configuration of each factor of one folder."""
-    from ._runner import best_index
+def best_rows(src: Source) -> list[tuple[str, dict[str, Any], int]]:
+    """``(factor, row, set_aside)`` of the best configuration of each factor of one folder, among
+    the configurations that were not ruined (``set_aside`` counts the ruined ones)."""
+    from ._choose import best_index
 
     objective = src.objective
     trials = src.trials
@@ -213,12 +214,16 @@ def best_rows(src: Source) -> list[tuple[str, dict[str, Any]]]:
         groups = [(None, trials)]
     out = []
     for factor, group in groups:
-        i = best_index(group[objective].cast(pl.Float64).fill_null(np.nan).to_numpy(), objective)
+        ruined = group["ruined"].cast(pl.Float64).fill_null(0.0).to_numpy()
+        i = best_index(group[objective].cast(pl.Float64).fill_null(np.nan).to_numpy(), objective, ruined)
+        what = f"{factor} configuration" if factor else "configuration"
+        if i < 0 and (ruined > 0).any():
+            raise SweepError(f"{src.folder}: every {what} with a finite {objective} was ruined (its NAV "
+                             f"reached zero, SEMANTICS §8); a ruined leg cannot be traded: drop this folder")
         if i < 0:
-            what = f"{factor} configuration" if factor else "configuration"
             raise SweepError(f"{src.folder}: no {what} has a finite {objective}; drop this folder")
         row = group.row(i, named=True)
-        out.append((factor or _resolved_row(src, row)["factor"], row))
+        out.append((factor or _resolved_row(src, row)["factor"], row, int((ruined > 0).sum())))
     return out
 
 
@@ -226,11 +231,11 @@ def choose(sources: list[Source]) -> list[Choice]:
     """The chosen configuration of each factor over all folders (in folder, then table, order)."""
     chosen: dict[str, Choice] = {}
     for src in sources:
-        for factor, row in best_rows(src):
+        for factor, row, set_aside in best_rows(src):
             if factor in chosen:
                 raise SweepError(f"{src.folder} and {chosen[factor].source.folder} both hold a {factor} "
                                  f"configuration; pass only one of them per factor")
-            chosen[factor] = Choice(factor, src, row, _resolved_row(src, row))
+            chosen[factor] = Choice(factor, src, row, _resolved_row(src, row), set_aside)
     return list(chosen.values())
 
 
@@ -322,6 +327,11 @@ def rerun(panel, choices: list[Choice], start: dt.date, end: dt.date) -> Sleeves
         rebalance.append(rebalance_days_mask(c.params, res.returns.height))
         metrics.append(res.metrics)
     dates = panel.dates[panel.day_index(start, "start"):panel.day_index(end, "end") + 1]
+    for c, m, r in zip(choices, metrics, series["ret"]):
+        if m["ruined"] > 0:  # not ruined on its study's window, but on this one
+            raise SweepError(f"{c.factor} ({c.config_id} of {c.source.folder}) is ruined on "
+                             f"{dates[int(np.argmax(r == -1.0))]} over the common window {start} .. {end} "
+                             "(its NAV reached zero, SEMANTICS §8); a ruined leg cannot be traded")
     return Sleeves([c.factor for c in choices], dates, *(np.array(series[k]) for k in series),
                    np.array(holdings), np.array(rebalance), metrics)
 
@@ -526,6 +536,8 @@ class Portfolio:
             "strategies": [{"factor": c.factor, "study": c.source.name, "results": str(c.source.folder),
                             "config_id": c.config_id, "params": live_params(c.params),
                             "objective": c.source.objective, "study_value": c.value,
+                            "dsr": (c.stats or {}).get("dsr"), "pbo": (c.stats or {}).get("pbo"),
+                            "n_trials": (c.stats or {}).get("n_trials"), "ruined_set_aside": c.set_aside,
                             "metrics": m} for c, m in zip(self.choices, self.sleeves.metrics)],
             "correlation": {"strategies": self.names, "matrix": corr.tolist()},
             "contributions": self.contributions(),
@@ -618,7 +630,28 @@ def build_portfolio(results: list[str | Path], weights: str = "equal", walk_forw
         raise SweepError(f"--walk-forward = {walk_forward}: a period needs at least 2 days")
     sources, choices, (start, end) = select(results)
     panel = load_data(sources, data, funding)
-    return assemble(choices, rerun(panel, choices, start, end), weights, walk_forward)
+    pf = assemble(choices, rerun(panel, choices, start, end), weights, walk_forward)
+    pf.warnings[:0] = judge_legs(panel, choices)
+    return pf
+
+
+def judge_legs(panel, choices: list[Choice]) -> list[str]:
+    """Fill each choice's ``stats`` (DSR and PBO among its factor's trials); the warnings they give,
+    and one line per leg whose ruined configurations were set aside."""
+    from ._legs import leg_statistics, leg_warning
+
+    out = []
+    for c in choices:
+        src = c.source
+        c.stats = leg_statistics(panel, src.trials, c.factor if "factor" in src.trials.columns else None,
+                                 src.params, c.params, str(src.start), str(src.end), f"{src.folder}/trials.parquet")
+        if c.set_aside:
+            out.append(f"{c.factor}: {c.set_aside} ruined configuration{'s' if c.set_aside != 1 else ''} of "
+                       f"{src.name} set aside before choosing")
+        w = leg_warning(c.factor, c.stats)
+        if w:
+            out.append(w)
+    return out
 
 
 def assemble(choices: list[Choice], sl: Sleeves, weights: str, walk_forward: int | None) -> Portfolio:

@@ -41,8 +41,9 @@ from ._engine import Compiled, Workspace, compile_configs, kernel_panels
 from ._errors import SweepError
 from ._io import write_json, write_parquet
 from ._panel import Panel, load_panel
-from ._results import SCHEMA_VERSION
-from ._params import LOWER_IS_BETTER, config_id, warmup_days
+from ._results import SCHEMA_VERSION, check_schema
+from ._choose import best_index
+from ._params import config_id, warmup_days
 from ._study import Study
 
 N_BLOCKS = 16  # blocks of the evaluation window for the PBO's cross-validation
@@ -170,13 +171,19 @@ def _chunks(pending: np.ndarray, jobs: int) -> list[np.ndarray]:
 
 
 class _Progress:
-    """A rich progress bar on a terminal, silence elsewhere (CI logs, pipes)."""
+    """Progress on stderr: a rich bar on a terminal; elsewhere (a pipe, a CI log) one line
+    each time the work passes another tenth, so a log gets at most ten; nothing when
+    ``enabled`` is false."""
 
     def __init__(self, total: int, done: int, enabled: bool):
         self.bar = None
+        self.tenth = None  # pipe mode: the last tenth of ``total`` reported
+        self.total = total
         self.t0 = time.perf_counter()
         self.done0 = done
-        if enabled and total > done:
+        if enabled and total > done and not sys.stderr.isatty():
+            self.tenth = 10 * done // total
+        elif enabled and total > done:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.bar = Progress(TextColumn("[bold]running"), BarColumn(), MofNCompleteColumn(),
@@ -186,9 +193,13 @@ class _Progress:
             self.bar.start()
 
     def advance(self, k: int, done: int) -> None:
+        rate = (done - self.done0) / max(time.perf_counter() - self.t0, 1e-9)
         if self.bar is not None:
-            rate = (done - self.done0) / max(time.perf_counter() - self.t0, 1e-9)
             self.bar.update(self.task, advance=k, rate=f"{rate:,.0f} configs/s")
+        elif self.tenth is not None and 10 * done // self.total > self.tenth:
+            self.tenth = 10 * done // self.total
+            print(f"running: {100 * done // self.total} % ({done:,} of {self.total:,}, {rate:,.0f}/s, "
+                  f"{time.perf_counter() - self.t0:.1f} s)", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -300,8 +311,11 @@ def _already_complete(out: Path, fp_: str, force: bool, tables: tuple[str, ...] 
         raise SweepError(f"--out {out} is a file, not a folder")
     manifest_path, partial = out / "manifest.json", out / ".partial"
     if manifest_path.exists() and not force:
-        if _load_json(manifest_path).get("fingerprint") == fp_ and all((out / t).exists() for t in tables):
+        old = _load_json(manifest_path)
+        if old.get("fingerprint") == fp_ and all((out / t).exists() for t in tables):
             return True
+        if old.get("schema_version") not in (None, SCHEMA_VERSION):
+            check_schema(old, manifest_path)  # says which version wrote it and how to rerun
         raise SweepError(f"{out} holds results of a different study, data set or evaluation window; "
                          "use --force to replace them or --out for another folder")
     if partial.exists() and _load_json(partial / "state.json").get("fingerprint") != fp_:
@@ -373,14 +387,6 @@ def _finalize(pl_: Plan, out: Path, partial: Path, save_returns: bool, fresh: li
     return metrics
 
 
-def best_index(values: np.ndarray, objective: str) -> int:
-    """Index of the best finite objective value (first on ties), -1 when none is finite."""
-    v = np.where(np.isfinite(values), values, np.nan)
-    if not np.isfinite(v).any():
-        return -1
-    return int(np.nanargmin(v) if objective in LOWER_IS_BETTER else np.nanargmax(v))
-
-
 def grid_summary(pl_: Plan, metrics: pl.DataFrame) -> dict[str, Any]:
     """``summary.json`` of a grid, from the block moments the kernels kept per chunk."""
     blocks = metrics.select(BLOCK_COLUMNS).to_numpy()
@@ -402,11 +408,13 @@ def study_summary(study: Study, panel: Panel, configs: list[dict[str, Any]], s: 
 
     objective = study.objective
     values = metrics[:, METRICS.index(objective)]
-    best = best_index(values, objective)
+    ruined = metrics[:, METRICS.index("ruined")]
+    best = best_index(values, objective, ruined)
     out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "objective": objective,
                            "n_configurations": len(configs)}
+    out["n_ruined"] = int((ruined > 0).sum())
     if best < 0:
-        out["note"] = f"no configuration has a finite {objective}"
+        out["note"] = f"no configuration that was not ruined has a finite {objective}"
         return out
     p = configs[best]
     out["best"] = {"config_id": config_id(p), **{k: _jsonable(p[k]) for k in (columns or study.columns)},

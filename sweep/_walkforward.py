@@ -58,8 +58,8 @@ from ._backtest import backtest
 from ._engine import Evaluator
 from ._errors import SweepError
 from ._io import write_json, write_parquet
-from ._params import MAX_INT, closest, config_id
-from ._runner import (LOWER_IS_BETTER, SCHEMA_VERSION, Plan, RunSummary, _already_complete, _manifest,
+from ._params import LOWER_IS_BETTER, MAX_INT, closest, config_id
+from ._runner import (SCHEMA_VERSION, Plan, RunSummary, _already_complete, _manifest,
                       _Progress, plan)
 from ._study import Study
 
@@ -196,10 +196,15 @@ def fold_windows(s0: int, e: int, train_days: int, test_days: int, step_days: in
             for k, (a, b, c, d) in enumerate(bounds)]
 
 
-def choose(values: np.ndarray, minimise: bool) -> int:
-    """Index of the best value; NaN never wins, ties go to the first; all NaN: index 0."""
+def choose(values: np.ndarray, minimise: bool, ruined: np.ndarray | None = None) -> int:
+    """Index of the best value among candidates not ruined on the train window; NaN never
+    wins, ties go to the first. When every candidate was ruined (or has no value), the best
+    finite value of all of them, else index 0: a fold must trade something, and its
+    ``train_ruined`` column says so."""
     v = -values if minimise else values
     ok = ~np.isnan(v)
+    if ruined is not None and (ok & ~(ruined > 0)).any():
+        ok &= ~(ruined > 0)
     if not ok.any():
         return 0
     return int(np.flatnonzero(ok & (v == v[ok].max()))[0])
@@ -283,7 +288,7 @@ class _Folds:
         candidates = self.search(f) if self.search else self.configs
         # The choice reads the train window's metrics and nothing else.
         train, _ = self.evaluator.run(candidates, f.train_start, f.train_end)
-        chosen = choose(train[:, self.j], self.minimise)
+        chosen = choose(train[:, self.j], self.minimise, train[:, METRICS.index("ruined")])
         test, _ = self.evaluator.run(candidates, f.test_start, f.test_end)
         # The causal recursion makes the run over test_start .. keep_end the start of the
         # run over the whole test window: the stitched series' share of this fold.
