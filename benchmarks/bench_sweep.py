@@ -220,6 +220,7 @@ def main() -> None:
         report("`sweep run studies/volatility_rebalance.toml`, warm", f"{warm:.2f} s", "<= 3 s")
 
         bench_search_and_robustness(report, embedded, tmp, args.jobs)
+        bench_compare(report, embedded, tmp, args.jobs, args.repeat)
 
     if args.write_readme:
         write_readme(rows)
@@ -268,6 +269,32 @@ def bench_search_and_robustness(report, embedded: Path, tmp: Path, jobs: int) ->
            f"{per_trial * 1e3:.1f} ms")
     report("  of which the backtest (features cached)", f"{one * 1e3:.1f} ms",
            "overhead below the backtest's own time")
+
+
+def bench_compare(report, embedded: Path, tmp: Path, jobs: int, repeat: int) -> None:
+    """`sweep compare` on rebalance_days 1..30 x every phase (465 books): reruns, tranches, bootstrap."""
+    from sweep._compare import compare, tranche_slice
+
+    study = tmp / "phases.toml"
+    study.write_text(sweep_study(embedded, "phases", n_rebalance=30)
+                     .replace('factor = ["volatility", "kurtosis"]', 'factor = ["volatility"]')
+                     .replace(f"window = {WINDOWS}", "window = [30]")
+                     .replace('weighting = ["equal", "risk_parity"]', 'phase = "all"')
+                     .replace('hold = ["drift", "constant"]', ""))
+    out = tmp / "phases"
+    s = sweep.run_study(sweep.load_study(study), out=out, jobs=jobs, progress=False, force=True)
+    # Agreement first: a tranche NAV is the mean of the phase books' NAVs from one-off backtests.
+    tr = tranche_slice(out, "rebalance_days").tranches[6]  # 7 days, 7 phases
+    panel = sweep.load_panel(embedded)
+    navs = [np.cumprod(1 + sweep.backtest(panel, start=s.start, end=s.end, **{**tr.params, "phase": p})
+                       .returns["ret"].to_numpy()) for p in range(tr.value)]
+    err = float(np.max(np.abs(tr.nav - np.mean(navs, axis=0))))
+    if err > 1e-12:
+        raise SystemExit(f"compare's tranche NAV differs from the mean of the phase NAVs by {err:.2e}")
+    print(f"tranche NAV = mean of {tr.value} one-off phase NAVs to {err:.1e}")
+    t = median_time(lambda: compare(out, "rebalance_days"), repeat)
+    report(f"`compare` on {s.n_configs} books (30 periods x every phase), embedded, "
+           f"{len(tr.returns):,} days", f"{t:.2f} s", "seconds")
 
 
 def write_readme(rows: list[tuple[str, str, str]]) -> None:

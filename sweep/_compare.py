@@ -1,0 +1,576 @@
+"""``sweep compare``: the values of one parameter of a grid study, each as a tranche book
+over the phases the study ran (SEMANTICS §10), ranked, with a paired bootstrap of days.
+
+A book that rebalances every ``k`` days owes part of its result to the day of
+the cycle it started on. Comparing single-phase books compares that luck as
+well as the period; the tranche book (capital split equally over the phase
+books, never moved between them) averages it out, and the spread of the
+phase books' objectives shows how large it was.
+
+Everything is rerun from the results folder: the trials table says which
+configurations ran, the panel is reloaded (its fingerprint must match) and
+the slice's phase books are rerun for their daily returns, net and pre-cost
+(SEMANTICS §8: the pre-cost series is the same book with ``fee_bps =
+slippage_bps = 0``, funding kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from kernels.metrics import DAYS_PER_YEAR, METRICS
+
+from ._bestper import stationary_indices
+from ._errors import SweepError
+from ._params import LOWER_IS_BETTER, PARAMS, closest, resolve
+
+SCHEMA_VERSION = 1  # of the JSON object `compare` returns
+N_RESAMPLES = 2000
+BLOCK_DAYS = 20
+SEED = 0
+CHUNK = 256  # configurations per kernel call: bounds the (configs x days) return matrix
+
+PERCENT = frozenset({"total_return", "cagr", "ann_vol", "max_drawdown", "win_rate", "cost_paid",
+                     "funding_return"})
+LABEL = {"sharpe": "Sharpe", "sharpe_pre_cost": "pre-cost Sharpe", "sortino": "Sortino", "cagr": "CAGR",
+         "calmar": "Calmar", "max_drawdown": "max drawdown", "total_return": "total return",
+         "ann_vol": "volatility", "win_rate": "win rate"}
+
+
+# --------------------------------------------------------------------------- section 9 on rows
+
+# The metrics computed from a daily return series R; sharpe_pre_cost is `sharpe` of the
+# pre-cost series. Every other metric of METRICS is not computed from R: a tranche's
+# is the mean over its phase books (`ruined`: all of them ruined).
+SERIES = ("total_return", "cagr", "ann_vol", "sharpe", "sortino", "max_drawdown", "calmar", "win_rate")
+PRE_COST = {"sharpe_pre_cost": "sharpe"}  # metric -> the SERIES metric of the pre-cost series
+assert set(SERIES) | set(PRE_COST) <= set(METRICS)
+
+
+def series_metric(name: str, R: np.ndarray) -> np.ndarray:
+    """Section 9's ``name`` (one of ``SERIES``) of each row of ``R`` (``(B, n)`` daily returns),
+    vectorised over rows: the tranche books' metrics and every bootstrap resample's."""
+    R = np.atleast_2d(R)
+    n = R.shape[1]
+    root = math.sqrt(DAYS_PER_YEAR)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if name in ("total_return", "cagr", "calmar"):
+            growth = np.prod(1.0 + R, axis=1)
+            if name == "total_return":
+                return growth - 1.0
+            cagr = growth ** (DAYS_PER_YEAR / n) - 1.0
+            if name == "cagr":
+                return cagr
+        if name in ("max_drawdown", "calmar"):
+            nav = np.cumprod(1.0 + R, axis=1)
+            # The peak starts at the initial NAV of 1 (section 9's max(1, ...)).
+            mdd = (nav / np.maximum(np.maximum.accumulate(nav, axis=1), 1.0) - 1.0).min(axis=1)
+            return mdd if name == "max_drawdown" else np.where(mdd != 0, cagr / np.abs(mdd), np.nan)
+        if name in ("ann_vol", "sharpe"):
+            sd = R.std(axis=1, ddof=1) if n > 1 else np.full(R.shape[0], np.nan)
+            # A constant series has a std of exactly 0 (as kernels.metrics.mean_std), not ~1e-17.
+            sd = np.where((R == R[:, :1]).all(axis=1) & (n > 1), 0.0, sd)
+            return sd * root if name == "ann_vol" else np.where(sd > 0, R.mean(axis=1) / sd * root, np.nan)
+        if name == "sortino":
+            down = np.sqrt((np.minimum(R, 0.0) ** 2).mean(axis=1))
+            return np.where(down > 0, R.mean(axis=1) / down * root, np.nan)
+        if name == "win_rate":
+            nonzero = (R != 0).sum(axis=1)
+            return np.where(nonzero > 0, (R > 0).sum(axis=1) / nonzero, np.nan)
+    raise KeyError(name)
+
+
+def from_returns(metric: str) -> bool:
+    """Whether ``metric`` is computed from a daily return series (so it can be bootstrapped)."""
+    return metric in SERIES or metric in PRE_COST
+
+
+# --------------------------------------------------------------------------- tranche books
+
+def tranche_nav(phase_returns: np.ndarray) -> np.ndarray:
+    """``V_t = (1/m) sum_p V^p_t`` from the phase books' daily returns ``(m, n)``."""
+    return np.cumprod(1.0 + np.atleast_2d(phase_returns), axis=1).mean(axis=0)
+
+
+def tranche_returns(phase_returns: np.ndarray) -> np.ndarray:
+    """``R_t = V_t / V_{t-1} - 1`` (``V_{s-1} = 1``; 0 where ``V_{t-1} = 0``)."""
+    phase_returns = np.atleast_2d(phase_returns)
+    if phase_returns.shape[0] == 1:
+        return phase_returns[0].copy()  # one phase: the book itself, without a rounding round trip
+    nav = tranche_nav(phase_returns)
+    prev = np.concatenate(([1.0], nav[:-1]))
+    out = np.zeros_like(nav)
+    np.divide(nav, prev, out=out, where=prev > 0)
+    return np.where(prev > 0, out - 1.0, 0.0)
+
+
+@dataclass
+class Tranche:
+    """One value of the compared parameter: its phase books and their tranche book."""
+
+    value: Any
+    params: dict[str, Any]  # the variant's parameters (phase excluded)
+    rows: list[dict[str, Any]]  # the phase books' trials rows, by phase
+    returns: np.ndarray | None = None  # (n,) tranche net returns
+    returns_pre_cost: np.ndarray | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def phases(self) -> list[int]:
+        return [int(r.get("phase") or 0) for r in self.rows]
+
+    @property
+    def nav(self) -> np.ndarray:
+        return np.cumprod(1.0 + self.returns)
+
+
+@dataclass
+class Slice:
+    """The variants compared: one per value of ``param``, the other parameters held."""
+
+    folder: Path
+    param: str
+    objective: str
+    where: dict[str, Any]  # the other swept parameters' values, held
+    dates: np.ndarray
+    tranches: list[Tranche]  # in ascending order of the value
+
+
+def _key(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _phase_stats(rows: list[dict[str, Any]], metric: str) -> tuple[float, float, float]:
+    x = np.array([np.nan if r[metric] is None else r[metric] for r in rows], dtype=np.float64)
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    return float(x.mean()), float(x.min()), float(x.max())
+
+
+def _all_ruined(rows: list[dict[str, Any]]) -> bool:
+    return all(r["ruined"] == 1.0 for r in rows)
+
+
+def _sort_key(value: float, ruined: bool, lower: bool) -> tuple:
+    """Smaller is better: books not ruined first, then a finite objective, best first."""
+    nan = math.isnan(value)
+    return (ruined, nan, 0.0 if nan else value if lower else -value)
+
+
+# --------------------------------------------------------------------------- reading a folder
+
+def _read(folder: str | Path):
+    from ._report import read_results
+    from ._results import read_manifest
+
+    folder = Path(folder)
+    if folder.suffix == ".parquet" and not folder.is_dir():
+        folder = folder.parent
+    manifest = read_manifest(folder)
+    kind = (manifest.get("study") or {}).get("kind")
+    if kind != "grid":
+        raise SweepError(f"{folder}: a {kind} study; sweep compare reads grid results only "
+                         "(run the parameter as a [grid] axis)")
+    res = read_results(folder)
+    return folder, manifest, res
+
+
+def _load_panel(res, data: str | None):
+    """The panel the study ran on (its fingerprint checked) and the evaluation window ``s, e``."""
+    from ._report import load_study_panel
+
+    panel, why = load_study_panel(res, data)
+    if panel is None:
+        raise SweepError(why)
+    window = res.manifest["evaluation_window"]
+    return panel, panel.day_index(window["start"], "evaluation start"), panel.day_index(window["end"], "evaluation end")
+
+
+def _parse(column: pl.Series, text: str, what: str) -> Any:
+    """``text`` as a value of ``column``'s dtype (a value given from Python is taken as it is),
+    and one the study ran."""
+    dtype = column.dtype
+    try:
+        if not isinstance(text, str):
+            value: Any = list(text) if isinstance(text, tuple) else text
+        elif dtype.is_integer():
+            value = int(text)
+        elif dtype.is_float():
+            value = float(text)
+        elif isinstance(dtype, pl.List):
+            value = sorted({t.strip() for t in text.split(",") if t.strip()})
+        else:
+            value = text
+    except ValueError:
+        raise SweepError(f"{what}={text}: not a value of type {dtype} (the column '{column.name}')") from None
+    ran = sorted({_key(v) for v in column.to_list()}, key=repr)
+    if _key(value) not in ran:
+        shown = ", ".join(str(list(v) if isinstance(v, tuple) else v) for v in sorted(ran, key=_order_key)[:12])
+        raise SweepError(f"{what}={text}: the study ran {column.name} = {shown}")
+    return value
+
+
+def _order_key(v: Any) -> tuple:
+    return (0, v, "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0, repr(v))
+
+
+# --------------------------------------------------------------------------- running books
+
+class _Runner:
+    def __init__(self, panel, s: int, e: int):
+        from ._engine import Evaluator
+        from ._runner import default_jobs
+
+        self.jobs = default_jobs()
+        self.evaluator = Evaluator(panel, self.jobs)
+        self.s, self.e = s, e
+
+    def returns(self, configs: list[dict[str, Any]]) -> np.ndarray:
+        """Daily net returns ``(C, n)`` of ``configs``, chunks in parallel threads."""
+        n = self.e - self.s + 1
+        if not configs:
+            return np.empty((0, n))
+        self.evaluator.prepare(configs)
+        size = max(1, min(CHUNK, math.ceil(len(configs) / self.jobs)))
+        chunks = [configs[i:i + size] for i in range(0, len(configs), size)]
+        run = lambda c: self.evaluator.run(c, self.s, self.e, returns=True)[1]  # noqa: E731
+        if len(chunks) == 1:
+            return run(chunks[0])
+        with ThreadPoolExecutor(min(self.jobs, len(chunks))) as pool:
+            return np.concatenate(list(pool.map(run, chunks)))
+
+
+def _config(row: dict[str, Any], params: list[str]) -> dict[str, Any]:
+    return resolve({k: row[k] for k in params if row.get(k) is not None})
+
+
+def _pre_cost(p: dict[str, Any]) -> dict[str, Any]:
+    return {**p, "fee_bps": 0.0, "slippage_bps": 0.0}
+
+
+def _tranche_series(runner: _Runner, groups: list[list[dict[str, Any]]], params: list[str],
+                    net: bool = True, pre: bool = True) -> list[tuple[np.ndarray | None, np.ndarray | None]]:
+    """Tranche net and pre-cost return series of each group of phase rows."""
+    configs = [_config(r, params) for g in groups for r in g]
+    costly = any(p["fee_bps"] or p["slippage_bps"] for p in configs)
+    R = runner.returns(configs) if net or (pre and not costly) else None
+    # Without costs the pre-cost series is the net one (SEMANTICS §8): no second run.
+    R_pre = (runner.returns([_pre_cost(p) for p in configs]) if costly else R) if pre else None
+    out, i = [], 0
+    for g in groups:
+        j = i + len(g)
+        out.append((tranche_returns(R[i:j]) if net else None, tranche_returns(R_pre[i:j]) if pre else None))
+        i = j
+    return out
+
+
+def _metrics(tr: Tranche) -> dict[str, float]:
+    """Every METRICS value of a tranche book (SEMANTICS §10)."""
+    out: dict[str, float] = {}
+    for m in METRICS:
+        if m in SERIES:
+            out[m] = float(series_metric(m, tr.returns)[0])
+        elif m in PRE_COST:
+            out[m] = float(series_metric(PRE_COST[m], tr.returns_pre_cost)[0])
+        elif m == "ruined":
+            out[m] = 1.0 if _all_ruined(tr.rows) else 0.0
+        else:
+            out[m] = _phase_stats(tr.rows, m)[0]
+    return out
+
+
+# --------------------------------------------------------------------------- the slice
+
+def tranche_slice(folder: str | Path, param: str, where: dict[str, Any] | None = None, by: str | None = None,
+                  data: str | None = None) -> Slice:
+    """The variants compared, each with its tranche book's daily series and metrics.
+
+    ``where`` maps parameter names to values, as typed on the command line
+    (``"30"``) or as values (``30``); the other parameters are held at the reference variant's
+    values: the best tranche objective among variants not ruined (SEMANTICS §10).
+    """
+    folder, manifest, res = _read(folder)
+    trials = res.tables["trials"]
+    objective = by or manifest["study"]["objective"]
+    if objective not in METRICS or objective == "ruined":
+        raise SweepError(f"--by {objective!r} is not a metric to compare by"
+                         f"{closest(objective, METRICS)}")
+    params = [c for c in manifest.get("parameters", []) if c in trials.columns and c in PARAMS]
+    if param == "phase":
+        raise SweepError("--param phase: phases are pooled into each tranche book; compare another "
+                         "parameter (e.g. rebalance_days)")
+    if param not in params:
+        raise SweepError(f"--param {param}: not a parameter of the study (parameters: "
+                         f"{', '.join(params)}){closest(param, params)}")
+    if trials[param].n_unique() < 2:
+        raise SweepError(f"--param {param}: the study ran one value ({trials[param][0]}); nothing to compare")
+    fixed: dict[str, Any] = {}
+    for key, text in (where or {}).items():
+        if key not in params:
+            raise SweepError(f"--where {key}: not a parameter of the study (parameters: "
+                             f"{', '.join(params)}){closest(key, params)}")
+        if key in (param, "phase"):
+            why = "the compared parameter" if key == param else "pooled into each tranche book"
+            raise SweepError(f"--where {key}: {why}, it cannot be fixed")
+        fixed[key] = _parse(trials[key], text, f"--where {key}")
+
+    # Variants: rows that differ only in phase, among those --where keeps.
+    others = [c for c in params if c not in (param, "phase")]
+    variants: dict[tuple, list[dict[str, Any]]] = {}
+    for row in trials.iter_rows(named=True):
+        if all(_key(row[k]) == _key(v) for k, v in fixed.items()):
+            variants.setdefault(tuple(_key(row[c]) for c in [*others, param]), []).append(row)
+    for rows in variants.values():
+        rows.sort(key=lambda r: r.get("phase") or 0)
+    lower = objective in LOWER_IS_BETTER
+    panel, s, e = _load_panel(res, data)
+    runner = _Runner(panel, s, e)
+    slices = {k[:-1] for k in variants}
+    if len(slices) > 1:
+        reference = _reference(variants, objective, lower, runner, params)
+        variants = {k: v for k, v in variants.items() if k[:-1] == reference}
+    groups = sorted(variants.values(), key=lambda g: _order_key(_key(g[0][param])))
+    series = _tranche_series(runner, groups, params)
+    tranches = []
+    for g, (R, R_pre) in zip(groups, series):
+        tr = Tranche(value=g[0][param], params={c: g[0][c] for c in [*others, param]}, rows=g,
+                     returns=R, returns_pre_cost=R_pre)
+        tr.metrics = _metrics(tr)
+        tranches.append(tr)
+    swept = [c for c in others if trials[c].n_unique() > 1 or c in fixed]
+    held = {c: groups[0][0][c] for c in swept}
+    return Slice(folder, param, objective, held, panel.dates[s:e + 1], tranches)
+
+
+def _reference(variants: dict[tuple, list[dict[str, Any]]], objective: str, lower: bool, runner: _Runner,
+               params: list[str]) -> tuple:
+    """The other parameters' values of the variant whose tranche objective is best, among
+    variants not ruined (all of them if every one was ruined)."""
+    keys = list(variants)
+    score = {k: _phase_stats(variants[k], objective)[0] for k in keys}  # single phase, or a non-R metric
+    if from_returns(objective):
+        multi = [k for k in keys if len(variants[k]) > 1]
+        pre = objective in PRE_COST
+        for i in range(0, len(multi), CHUNK):
+            part = multi[i:i + CHUNK]
+            series = _tranche_series(runner, [variants[k] for k in part], params, net=not pre, pre=pre)
+            for k, (R, R_pre) in zip(part, series):
+                score[k] = float(series_metric(PRE_COST.get(objective, objective), R_pre if pre else R)[0])
+    best = min(keys, key=lambda k: _sort_key(score[k], _all_ruined(variants[k]), lower))
+    return best[:-1]
+
+
+# --------------------------------------------------------------------------- the comparison
+
+def compare(folder: str | Path, param: str, value: Any = None, where: dict[str, Any] | None = None,
+            by: str | None = None, data: str | None = None) -> dict[str, Any]:
+    """The comparison of ``param``'s values as a JSON-ready object (NaN as None), ``verdict`` included.
+
+    ``value`` (as typed, or a value) names the value the verdict is about;
+    without it the verdict is about the best value against the runner-up.
+    """
+    return summarise(tranche_slice(folder, param, where, by, data), value)
+
+
+def summarise(sl: Slice, value: Any = None) -> dict[str, Any]:
+    """``compare``'s object for a slice already built."""
+    lower = sl.objective in LOWER_IS_BETTER
+    trs = sl.tranches
+    obj = np.array([tr.metrics[sl.objective] for tr in trs])
+    ruined = np.array([tr.metrics["ruined"] == 1.0 for tr in trs])
+    keys = [_sort_key(o, r, lower) for o, r in zip(obj, ruined)]
+    ranks = [1 + sum(other < k for other in keys) for k in keys]  # ties share the lower rank
+    best = min(range(len(trs)), key=lambda j: keys[j])
+    p_best = q05 = q95 = np.full(len(trs), np.nan)  # a metric not computed from R: no resampling
+    if from_returns(sl.objective):
+        idx = stationary_indices(len(sl.dates), N_RESAMPLES, BLOCK_DAYS, np.random.default_rng(SEED))
+        pre = sl.objective in PRE_COST
+        boot = np.array([series_metric(PRE_COST.get(sl.objective, sl.objective),
+                                       (tr.returns_pre_cost if pre else tr.returns)[idx]) for tr in trs])
+        p_best = _p_best(boot, ~ruined if (~ruined).any() else np.ones(len(trs), dtype=bool), lower)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row's quantiles are NaN
+            q05, q95 = np.nanquantile(boot - boot[best], [0.05, 0.95], axis=1)
+    rows = []
+    for j, tr in enumerate(trs):
+        mean, lo, hi = _phase_stats(tr.rows, sl.objective)
+        rows.append({"value": _plain(tr.value), "n_phases": len(tr.rows), "objective": _num(obj[j]),
+                     "phase_mean": _num(mean), "phase_min": _num(lo), "phase_max": _num(hi),
+                     "rank": int(ranks[j]), "p_best": _num(p_best[j]), "diff_q05": _num(q05[j]),
+                     "diff_q95": _num(q95[j]), "ruined": bool(ruined[j])})
+    target = best
+    if value is not None:
+        match = [j for j, r in enumerate(rows) if _key(r["value"]) == _key(value) or str(r["value"]) == str(value)]
+        if not match:
+            raise SweepError(f"--value {value}: not a value of {sl.param} in the slice "
+                             f"({', '.join(str(r['value']) for r in rows)})")
+        target = match[0]
+    out = {"schema_version": SCHEMA_VERSION, "param": sl.param, "objective": sl.objective,
+           "where": {k: _plain(v) for k, v in sl.where.items()}, "best": _plain(trs[best].value),
+           "n_resamples": N_RESAMPLES, "block_days": BLOCK_DAYS, "seed": SEED, "values": rows}
+    periods = [int(tr.rows[0].get("rebalance_days") or PARAMS["rebalance_days"][1]) for tr in trs]
+    out["verdict"] = _verdict(out, best, target, ranks, periods)
+    return out
+
+
+def _p_best(boot: np.ndarray, contenders: np.ndarray, lower: bool) -> np.ndarray:
+    """The share of resamples in which each value is the best contender, ties split equally."""
+    score = -boot if lower else boot.copy()
+    score[np.isnan(score) | ~contenders[:, None]] = -np.inf  # a NaN objective never beats a number
+    winners = contenders[:, None] & (score == score[contenders].max(axis=0))
+    return (winners / winners.sum(axis=0)).mean(axis=1)
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v.item() if isinstance(v, np.generic) else v
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(float(x)) else float(x)
+
+
+# --------------------------------------------------------------------------- words
+
+def _ordinal(k: int) -> str:
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
+
+
+def _fmt(metric: str, x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    scale, unit, digits = (100.0, " %", 1) if metric in PERCENT else (1.0, "", 2)
+    v = x * scale
+    if v != 0 and abs(v) < 0.5 * 10 ** -digits:  # never print a non-zero bound as 0.00
+        return f"{v:.1g}{unit}"
+    return f"{v:.{digits}f}{unit}"
+
+
+def _apart(row: dict[str, Any]) -> bool:
+    """Whether the 90 % interval of the value's difference from the best excludes zero."""
+    lo, hi = row["diff_q05"], row["diff_q95"]
+    return lo is not None and hi is not None and (lo > 0 or hi < 0)
+
+
+def _verdict(obj: dict[str, Any], best: int, target: int, ranks: list[int], periods: list[int]) -> str:
+    """The sentence a researcher can act on: where the value ranks, and whether the data
+    tell it apart from the best (or, for the best, from the runner-up)."""
+    P, metric, rows = obj["param"], obj["objective"], obj["values"]
+    label, k = LABEL.get(metric, metric), len(rows)
+    b, t = rows[best], rows[target]
+    f = lambda x: _fmt(metric, x)  # noqa: E731
+    if target == best:
+        r = rows[min((j for j in range(k) if j != best), key=lambda j: (ranks[j], j))]
+        text = (f"{P} = {b['value']} ranks 1st of {k} with a tranche {label} of {f(b['objective'])}; "
+                f"the runner-up {r['value']} has {f(r['objective'])}")
+        versus, pair = r, (b["value"], r["value"])
+        interval = f"the 90 % interval of {r['value']} minus {b['value']}"
+    else:
+        text = (f"{P} = {t['value']} ranks {_ordinal(t['rank'])} of {k}"
+                + (" (ruined: every phase book's NAV reached zero)" if t["ruined"] else "")
+                + f"; its tranche {label} {f(t['objective'])} against {f(b['objective'])} at {b['value']}")
+        versus, pair = t, (b["value"], t["value"])
+        interval = "the 90 % interval of the difference"
+    if not from_returns(metric):
+        text += f". {label} is not computed from daily returns, so there is no bootstrap interval."
+    else:
+        text += f"; {interval}, {f(versus['diff_q05'])} .. {f(versus['diff_q95'])}, "
+        text += (f"excludes zero: on these data {pair[0]} is better than {pair[1]}" if _apart(versus)
+                 else "includes zero: these data cannot tell them apart")
+        if target == best:
+            n_apart = sum(_apart(x) for j, x in enumerate(rows) if j != best)
+            text += (f" ({n_apart} of the other {k - 1} values are told apart from {b['value']}; "
+                     f"P(best) {_p(b['p_best'])} for {b['value']}).")
+        else:
+            text += f" (P(best) {_p(t['p_best'])} for {t['value']})." if _apart(t) else "."
+    if t["n_phases"] > 1:
+        text += (f" Phase alone moves {t['value']}'s {label} from {f(t['phase_min'])} to "
+                 f"{f(t['phase_max'])} ({t['n_phases']} phases).")
+    elif periods[target] > 1:
+        text += (f" Only one phase of {P} = {t['value']} was run, so its timing luck is not measured "
+                 "(phase = \"all\" in [grid] measures it).")
+    n_ruined = sum(r["ruined"] for r in rows)
+    return text + (f" {n_ruined} of the {k} values {'was' if n_ruined == 1 else 'were'} ruined and rank last."
+                   if n_ruined else "")
+
+
+def _p(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+# --------------------------------------------------------------------------- command line
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``sweep compare`` to the CLI's subparsers (their ``parser_class`` raises ``SweepError``)."""
+    p = subparsers.add_parser(
+        "compare", help="compare the values of one parameter of a grid as tranche books",
+        description="For each value of a grid parameter (usually rebalance_days): the tranche book over the "
+                    "phases the study ran (SEMANTICS §10), its objective, the spread over the single-phase "
+                    "books, its rank, and from a paired stationary bootstrap of days "
+                    f"({N_RESAMPLES:,} resamples, {BLOCK_DAYS}-day mean blocks, seed {SEED}) the probability "
+                    "that it is the best and the 90 % interval of its objective minus the best value's.")
+    p.add_argument("results", help="results folder of a grid study (what `sweep run` wrote)")
+    p.add_argument("--param", required=True, help="the parameter whose values are compared")
+    p.add_argument("--value", help="the value the verdict is about (default: the best, against the runner-up)")
+    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                   help="hold another parameter at this value (repeatable; default: the best variant's)")
+    p.add_argument("--by", help="metric to compare by (default: the study's objective)")
+    p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
+    p.add_argument("--data", help="the study's data file, if it moved since the run")
+    return p
+
+
+def command(args) -> int:
+    import json
+
+    where: dict[str, str] = {}
+    for item in args.where:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SweepError(f"--where {item!r}: expected KEY=VALUE (e.g. --where window=30)")
+        where[key.strip()] = text.strip()
+    sl = tranche_slice(args.results, args.param, where, args.by, args.data)
+    out = summarise(sl, args.value)
+    if args.json:
+        print(json.dumps(out, indent=2, allow_nan=False))
+    else:
+        _print(sl, out)
+    return 0
+
+
+def _print(sl: Slice, out: dict[str, Any]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    metric = out["objective"]
+    held = ", ".join(f"{k}={v}" for k, v in out["where"].items()) or "nothing else swept"
+    table = Table(title=escape(f"{sl.folder.name}: {out['param']} by tranche {metric}; held: {held}"),
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, caption_justify="left",
+                  caption=f"phase mean/min/max: over the single-phase books; P(best) and the difference from "
+                          f"the best ({out['best']}, marked *) by {out['n_resamples']} resamples, "
+                          f"{out['block_days']}-day blocks; ! = ruined (every phase book's NAV reached zero)")
+    heads = (out["param"], "phases", "tranche", "phase\nmean", "phase\nmin", "phase\nmax", "rank", "P(best)",
+             "diff\nq05", "diff\nq95")
+    for col in heads:  # a header is never cut: each column is at least as wide as its widest word
+        table.add_column(col, justify="left" if col == out["param"] else "right", no_wrap=True,
+                         min_width=max(len(w) for w in col.split()))
+    cell = lambda x: "-" if x is None else _fmt(metric, x)  # noqa: E731
+    for r in out["values"]:
+        mark = (" *" if r["value"] == out["best"] else "") + (" !" if r["ruined"] else "")
+        table.add_row(escape(str(r["value"])) + mark, str(r["n_phases"]), cell(r["objective"]), cell(r["phase_mean"]),
+                      cell(r["phase_min"]), cell(r["phase_max"]), str(r["rank"]), _p(r["p_best"]),
+                      cell(r["diff_q05"]), cell(r["diff_q95"]))
+    console = Console(width=100)
+    console.print(table)
+    console.print(out["verdict"], markup=False, highlight=False)
