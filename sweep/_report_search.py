@@ -1,0 +1,404 @@
+"""The report of a search (a grid or an Optuna study): the answer first (the best book that
+was not ruined, its key figures and one overall verdict), then the best strategies' equity,
+the ranking, the verdict's detail, each factor on its own, and the charts over the swept
+parameters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from kernels.metrics import DAYS_PER_YEAR
+
+from ._errors import SweepError
+from ._report_base import (
+    KEY_METRICS,
+    TOP_EQUITY,
+    TOP_TABLE,
+    Report,
+    Results,
+    coverage_sentence,
+    dedup,
+    esc,
+    fmt,
+    html_table,
+    load_study_panel,
+    metric_name,
+    ranked,
+    read_results,
+    ruined_mask,
+    set_aside_sentence,
+    short,
+    show,
+    swept,
+    yearly_from_nav,
+)
+from ._report_charts import equity_chart, heatmap_chart, lines_chart
+from ._results import read_manifest
+from ._verdict import DSR_BAR, PBO_BAR, RULE, overall_verdict
+
+MAX_FACTOR_CURVES = 4  # a multi-factor equity chart: the best strategy of at most this many factors
+
+
+def search_report(rep: Report, data, funding, monte_carlo) -> None:
+    res = rep.results
+    trials = dedup(res.tables["trials"])
+    names = swept(trials, res.axes)
+    best, n_ruined = ranked(trials, res.objective, res.lower)
+    panel, why = load_study_panel(res, data, funding)
+    rep.first_chart_note = coverage_sentence(res, panel)
+    answer(rep, best.row(0, named=True) if best.height else None, names,
+           set_aside_sentence(n_ruined, trials.height), overall_verdict(res.summary))
+    by_factor = "factor" in names
+    rep.h2("Equity, drawdown and yearly returns of the best strategies")
+    runs = []
+    if panel is None:
+        rep.chart("equity_drawdown", f"No equity curves or yearly returns: {why}")
+    elif best.height == 0:
+        rep.chart("equity_drawdown", f"No equity curves: no book that was not ruined has a finite {res.objective}.")
+    else:
+        runs = rerun(res, strategies(best, names, by_factor), panel)
+        check_reruns(rep, runs)
+        rep.chart("equity_drawdown", equity_chart(res, [(lab, p, r) for lab, p, r, _ in runs], names))
+        yearly_table(rep, runs, names)
+    rep.h2("Best configurations")
+    best_table(rep, best, trials.height, names)
+    rep.h2("Skill or luck: the verdict in detail")
+    rep.blocks.append('<ul class="detail">' + "".join(f"<li>{esc(s)}</li>" for s in
+                                                      overfitting_sentences(res.summary)) + "</ul>")
+    if by_factor:
+        rep.h2("Each factor on its own")
+        factor_sections(rep, trials, best, panel, why, names)
+    rep.h2("Objective over the swept parameters")
+    rep.chart("heatmap", heatmap_chart(res, trials))
+    rep.h2("Objective against the rebalance period")
+    band, note = (None, "")
+    if "rebalance_days" in names:
+        band, note = monte_carlo_band(res, monte_carlo)
+    rep.chart("objective_vs_rebalance_days", lines_chart(res, trials, res.objective, band,
+                                                         note=note if band is not None else ""))
+    if band is None and "rebalance_days" in names:
+        rep.p(note)
+
+
+# --------------------------------------------------------------------------- the first screen
+
+
+def answer(rep: Report, row: dict[str, Any] | None, names: list[str], set_aside: str, verdict) -> None:
+    """The first screen: the best book not ruined, its key figures, and the overall verdict."""
+    res = rep.results
+    start, end = res.window
+    out = ['<section id="answer">']
+    if row is None:
+        out.append(f"<p>No book that was not ruined has a finite {esc(res.objective)}: there is no best.</p>")
+    else:
+        out.append(f'<p class="best">The best book that was not ruined, by {esc(metric_name(res.objective))} '
+                   f"over {esc(start)} .. {esc(end)}: <b>{esc(short(row, names or ['factor']))}</b> "
+                   f"(config <code>{esc(row['config_id'])}</code>).</p>")
+        out.append(key_metrics_table(row, res.objective))
+    out.append(f'<p class="setaside">{esc(set_aside)}</p>')
+    out.append(verdict_block(verdict.label, verdict.sentence, RULE))
+    out.append("</section>")
+    rep.answer.extend(out)
+    rep.verdict = verdict.label
+
+
+def key_metrics_table(row: dict[str, Any], objective: str) -> str:
+    cols = [m for m in dict.fromkeys((objective,) + KEY_METRICS) if m in row]
+    return html_table([metric_name(m) for m in cols], [[fmt(row[m], m) for m in cols]], "key-metrics", "key")
+
+
+def verdict_block(label: str, sentence: str, rule: str) -> str:
+    cls = {"credible": "good", "holds up": "good", "established": "good", "doubtful": "mixed", "mixed": "mixed",
+           "not assessed": "none"}.get(label, "bad")
+    return (f'<div id="verdict" class="verdict {cls}"><p><b>Verdict: {esc(label)}.</b> {esc(sentence)}</p>'
+            f'<p class="rule">{esc(rule)}</p></div>')
+
+
+# --------------------------------------------------------------------------- strategies and reruns
+
+
+def strategies(best: pl.DataFrame, names: list[str], by_factor: bool) -> list[dict[str, Any]]:
+    """The rows whose books the equity chart shows: distinct strategies, never one strategy at
+    several phases. With a swept ``factor``: the best of each of the best factors; otherwise
+    the best rows that differ in something other than ``phase``."""
+    out, seen = [], set()
+    cap = MAX_FACTOR_CURVES if by_factor else TOP_EQUITY
+    variant = ["factor"] if by_factor else [c for c in names if c != "phase"]
+    for row in best.iter_rows(named=True):
+        k = tuple(show(row[c]) for c in variant)
+        if k in seen:
+            continue
+        seen.add(k)
+        out.append(row)
+        if len(out) == cap:
+            break
+    return out
+
+
+def row_params(row: dict[str, Any], res: Results) -> dict[str, Any]:
+    from ._params import PARAMS
+
+    return {k: row[k] for k in res.params if k in PARAMS and k in row and row[k] is not None}
+
+
+def rerun(res: Results, rows: list[dict[str, Any]], panel):
+    """Each row's configuration rerun over the evaluation window: ``[(label, params, Result, row)]``."""
+    from ._backtest import backtest
+
+    start, end = res.window
+    out = []
+    for i, row in enumerate(rows, 1):
+        params = row_params(row, res)
+        result = backtest(panel, start=dt.date.fromisoformat(start), end=dt.date.fromisoformat(end), **params)
+        out.append((f"#{i}", params, result, row))
+    return out
+
+
+def check_reruns(rep: Report, runs) -> None:
+    obj = rep.results.objective
+    for label, _, result, row in runs:
+        got, want = result.metrics.get(obj), row[obj]
+        if not (abs(got - want) <= 1e-9 * max(1.0, abs(want))):
+            rep.p(f"Warning: rerun, configuration {label} ({row['config_id']}) gives {obj} {got:.6g}, the results "
+                  f"table {want:.6g}: the engine changed since the study ran; rerun the study.", "notice")
+
+
+def yearly_returns(result) -> list[tuple[int, str, str, float | None]]:
+    """Calendar-year net returns of a rerun, read off its NAV (see ``yearly_from_nav``)."""
+    r = result.returns
+    return yearly_from_nav(r["date"].to_numpy(), r["ret"].to_numpy())
+
+
+def yearly_table(rep: Report, runs, names: list[str], series=None) -> None:
+    """Calendar-year returns, one column per strategy: ``runs`` as ``rerun`` gives them, or
+    ``series`` as ``[(column title, id, dates, returns)]``."""
+    if series is None:
+        series = [(f"{label} {short(p, names)}", row["config_id"], r.returns["date"].to_numpy(),
+                   r.returns["ret"].to_numpy()) for label, p, r, row in runs]
+    years: dict[int, dict[str, tuple[str, str, float | None]]] = {}
+    totals = []
+    for _, sid, dates, ret in series:
+        for year, first, last, v in yearly_from_nav(dates, ret):
+            years.setdefault(year, {})[sid] = (first, last, v)
+        totals.append(float(np.prod(1.0 + np.asarray(ret))) - 1.0)
+    rows = []
+    for year in sorted(years):
+        spans = {v[:2] for v in years[year].values()}
+        first, last = min(s[0] for s in spans), max(s[1] for s in spans)
+        part = f" ({first[5:]} .. {last[5:]})" if first != f"{year}-01-01" or last != f"{year}-12-31" else ""
+        cells = [f"<th>{year}{esc(part)}</th>"]
+        for _, sid, _, _ in series:
+            v = years[year].get(sid)
+            if v is None:
+                cells.append("<td>-</td>")
+            elif v[2] is None:
+                cells.append(f'<td data-config="{esc(sid)}" data-year="{year}" data-value="closed">closed</td>')
+            else:
+                cells.append(f'<td data-config="{esc(sid)}" data-year="{year}" data-value="{v[2]!r}" '
+                             f'class="{"neg" if v[2] < 0 else "pos"}">{v[2]:.1%}</td>')
+        rows.append(cells)
+    rows.append(["<th>whole window</th>"] + [f"<td>{fmt(t, 'total_return')}</td>" for t in totals])
+    start, end = rep.results.window
+    rep.p(f"Calendar-year net returns, {start} .. {end}: the NAV at the year's last day over the NAV at the "
+          "previous year's last day, minus 1 (net of fees, slippage and funding); a partial year shows its dates; "
+          "'closed': the book was ruined in an earlier year.")
+    rep.blocks.append(html_table(["year"] + [s[0] for s in series], rows, "yearly-returns", raw=True))
+
+
+# --------------------------------------------------------------------------- the ranking and its statistics
+
+
+def best_table(rep: Report, best: pl.DataFrame, n_all: int, names: list[str]) -> None:
+    res = rep.results
+    top = best.head(TOP_TABLE)
+    shown = [m for m in dict.fromkeys((res.objective,) + KEY_METRICS + ("sharpe_pre_cost",)) if m in best.columns]
+    rows = [[str(i)] + [show(row[c]) for c in names] + [fmt(row[m], m) for m in shown]
+            for i, row in enumerate(top.iter_rows(named=True), 1)]
+    start, end = res.window
+    rep.p(f"Top {top.height} of the {best.height} books not ruined (of {n_all} distinct configurations) by "
+          f"{res.objective}, {start} .. {end}, net of fees, slippage and funding (sharpe_pre_cost: before fees "
+          "and slippage).")
+    rep.table(["#"] + names + shown, rows, "best")
+
+
+def overfitting_sentences(summary: dict[str, Any] | None) -> list[str]:
+    """``summary.json``'s overfitting statistics as sentences, each test marked as passing or
+    failing by the same bars as the overall verdict (``sweep._verdict``), so none contradicts it."""
+    if summary is None:
+        return ["No summary.json in the folder: no deflated Sharpe ratio or PBO to report "
+                "(rerun the study with this version of sweep to get them)."]
+    o = summary.get("overfitting")
+    if not isinstance(o, dict) or "dsr" not in o:
+        return [f"No overfitting statistics in summary.json: {summary.get('note', 'none were computed')}."]
+    n = o.get("n_trials", "?")
+    sr, emax = o.get("best_sharpe_annual", float("nan")), o.get("expected_max_sharpe_annual", float("nan"))
+    dsr, psr = o["dsr"], o.get("psr", float("nan"))
+    out = []
+    if isinstance(dsr, (int, float)):
+        ok = dsr >= DSR_BAR
+        out.append(f"Deflated Sharpe {dsr:.3f} ({'passes' if ok else 'fails'}: the bar is {DSR_BAR}): after {n} "
+                   f"tries, the best Sharpe is {sr:.2f} a year, while the best of {n} tries of pure luck would be "
+                   f"expected near {emax:.2f}; the probability that the best beats luck is {dsr:.1%}.")
+    if isinstance(psr, (int, float)) and math.isfinite(psr):
+        out.append(f"For reference, not a test: PSR {psr:.3f} against zero, without deflation"
+                   + (" (had this been the only configuration tried, its Sharpe would be convincing; the search "
+                      "is what takes that away)." if psr >= 0.95 and not (isinstance(dsr, float) and dsr >= DSR_BAR)
+                      else "."))
+    years, have = o.get("min_backtest_years"), o.get("backtest_years")
+    if isinstance(years, (int, float)) and isinstance(have, (int, float)) and math.isfinite(years):
+        out.append(f"Minimum backtest length ({'passes' if have >= years else 'fails'}): a Sharpe of {sr:.2f} "
+                   f"found among {n} tries needs {years:.1f} years of data to be told from luck; the window has "
+                   f"{have:.1f}.")
+    pbo = o.get("pbo")
+    if isinstance(pbo, dict) and isinstance(pbo.get("pbo"), (int, float)):
+        p = pbo["pbo"]
+        splits = pbo.get("n_valid", pbo.get("n_combinations"))
+        out.append(f"PBO {p:.2f} ({'passes' if p < PBO_BAR else 'fails'}: the bar is below {PBO_BAR}): in {p:.0%} "
+                   "of the " + (f"{splits:,} " if isinstance(splits, int) else "")
+                   + f"splits of the window into halves ({pbo.get('n_blocks', '?')} blocks), the in-sample winner "
+                   "ranked below the median out of sample.")
+        if "prob_oos_loss" in pbo:
+            out.append(f"The in-sample winner lost money out of sample in {pbo['prob_oos_loss']:.0%} of the splits.")
+        slope = pbo.get("degradation_slope")
+        if isinstance(slope, (int, float)) and math.isfinite(slope):
+            out.append(f"Degradation slope {slope:.2f} ({'passes' if slope > 0 else 'fails'}: it must be above "
+                       f"0): each extra unit of in-sample Sharpe came with {slope:+.2f} out of sample"
+                       + ("; the best in sample tend to do worse after." if slope < 0 else "."))
+    if (o.get("kurtosis") or 0) > 10 or abs(o.get("skewness") or 0) > 2:
+        out.append(f"The best's daily returns are far from normal (skewness {o.get('skewness', 0):.1f}, "
+                   f"kurtosis {o.get('kurtosis', 0):.0f}): a few days carry its Sharpe, which the deflated Sharpe "
+                   "counts against it.")
+    return out
+
+
+# --------------------------------------------------------------------------- each factor
+
+
+def moments(r: np.ndarray) -> tuple[float, float, float]:
+    """Per-day Sharpe (ddof 1), skewness and RAW kurtosis (population moments), as the DSR wants."""
+    if len(r) < 2:
+        return math.nan, math.nan, math.nan
+    sd = float(np.std(r, ddof=1))
+    d = r - r.mean()
+    m2 = float(np.mean(d * d))
+    if not sd > 0.0 or not m2 > 0.0:
+        return math.nan, math.nan, math.nan
+    return float(r.mean()) / sd, float(np.mean(d ** 3)) / m2 ** 1.5, float(np.mean(d ** 4)) / m2 ** 2
+
+
+def factor_dsr(returns: np.ndarray, group_sharpes: np.ndarray, all_sharpes: np.ndarray) -> tuple[float, float]:
+    """The deflated Sharpe of a factor's best book: deflated by that factor's own trials
+    (``group_sharpes``, annualised) and by every trial of the study (pooled)."""
+    from ._overfit import deflated_sharpe_ratio
+
+    sr, skew, kurt = moments(np.asarray(returns, dtype=np.float64))
+    out = []
+    for s in (group_sharpes, all_sharpes):
+        per = s[np.isfinite(s)] / math.sqrt(DAYS_PER_YEAR)
+        var = float(np.var(per, ddof=1)) if len(per) >= 2 else math.nan
+        out.append(deflated_sharpe_ratio(sr, len(s), var, len(returns), skew, kurt)
+                   if math.isfinite(sr) else math.nan)
+    return out[0], out[1]
+
+
+def factor_sections(rep: Report, trials: pl.DataFrame, best: pl.DataFrame, panel, why: str,
+                    names: list[str]) -> None:
+    res = rep.results
+    others = [c for c in names if c != "factor"]
+    rep.p("Each factor's best book that was not ruined, with two deflated Sharpe ratios: 'within the factor' "
+          "deflates by that factor's own trials only (the question 'is this factor's best period real?'); "
+          "'pooled' deflates by every trial of the study (the question 'is the best of the whole search "
+          f"real?'). Both use the factor's best daily returns; the bar is {DSR_BAR}.")
+    if panel is None:
+        rep.p(f"No deflated Sharpe per factor: {why}", "skipped")
+    all_sharpes = trials["sharpe"].to_numpy().astype(float) if "sharpe" in trials.columns else None
+    for factor in sorted({row["factor"] for row in trials.iter_rows(named=True)}, key=str):
+        group = trials.filter(pl.col("factor") == factor)
+        mine = best.filter(pl.col("factor") == factor)
+        n_ruined = group.filter(ruined_mask(group)).height
+        rep.h3(f"{factor}")
+        if mine.height == 0:
+            rep.p(f"Every one of the {group.height} books of {factor} was ruined or has no finite {res.objective}: "
+                  "no best.")
+            continue
+        row = mine.row(0, named=True)
+        text = (f"Best of its {group.height} books" + (f" ({n_ruined} ruined, set aside)" if n_ruined else "")
+                + f": {short(row, others)}, "
+                f"{res.objective} {fmt(row[res.objective], res.objective)}, CAGR {fmt(row.get('cagr'), 'cagr')}, "
+                f"max drawdown {fmt(row.get('max_drawdown'), 'max_drawdown')}.")
+        rep.p(text)
+        if panel is None or all_sharpes is None:
+            continue
+        (_, _, result, _), = rerun(res, [row], panel)
+        within, pooled = factor_dsr(result.returns["ret"].to_numpy(), group["sharpe"].to_numpy().astype(float),
+                                    all_sharpes)
+        rows = [["within the factor", f"{group.height}", fmt(within), "passes" if within >= DSR_BAR else "fails"],
+                ["pooled (the whole study)", f"{trials.height}", fmt(pooled),
+                 "passes" if pooled >= DSR_BAR else "fails"]]
+        rep.blocks.append(html_table(["deflated Sharpe", "trials deflated for", "value", f"bar {DSR_BAR}"], rows,
+                                     f"dsr-{factor}"))
+
+
+# --------------------------------------------------------------------------- the Monte Carlo band
+
+
+def monte_carlo_band(res: Results, explicit):
+    """A function giving the q05..q95 band of a point of the lines chart, from a Monte Carlo
+    study of exactly that configuration on the same data, window and objective, or None; and
+    a sentence about it. A point that averages several configurations has no band: no Monte
+    Carlo study sampled that average. A study of the ``phase`` method is not used: its
+    samples are other phases, not resamples of this configuration."""
+    fp = (res.manifest.get("data") or {}).get("fingerprint")
+    cands: list[tuple[Path, dict[str, Any]]] = []
+    if explicit is not None:
+        other = read_results(explicit)
+        if other.kind != "monte_carlo":
+            raise SweepError(f"--monte-carlo {explicit}: a {other.kind} results folder, not a monte_carlo one")
+        cands.append((other.folder, other.manifest))
+    else:
+        here = res.folder.resolve()
+        for sib in sorted(p for p in here.parent.iterdir() if p.is_dir() and p != here):
+            try:
+                m = read_manifest(sib, required=True)
+            except SweepError:
+                continue  # a neighbour's broken, older or unrelated folder is not this report's business
+            if (m.get("study") or {}).get("kind") == "monte_carlo" and (m.get("data") or {}).get("fingerprint") == fp:
+                cands.append((sib, m))
+    why = []
+    for folder, m in cands:
+        mcm = m.get("monte_carlo") or {}
+        if (m.get("study") or {}).get("objective", "sharpe") != res.objective:
+            why.append(f"{folder.name} ranks by another objective")
+            continue
+        w = m.get("evaluation_window") or {}
+        if (str(w.get("start")), str(w.get("end"))) != res.window:
+            why.append(f"{folder.name} sampled another window ({w.get('start')} .. {w.get('end')})")
+            continue
+        if mcm.get("method") == "phase":
+            why.append(f"{folder.name} samples phases, not resamples of one book")
+            continue
+        try:
+            s = pl.read_parquet(folder / "summary.parquet", columns=["config_id", "q05", "q95"])
+        except (OSError, pl.exceptions.PolarsError):
+            why.append(f"{folder.name}'s summary.parquet is unreadable")
+            continue
+        table = {c: (lo, hi) for c, lo, hi in s.iter_rows() if lo is not None and hi is not None}
+        if not table:
+            continue
+
+        def band(ids: list[str], table=table):
+            return table.get(ids[0]) if len(ids) == 1 else None
+
+        note = (f"Bars: the 5 %..95 % range of {res.objective} over {mcm.get('n_samples', '?')} "
+                f"{mcm.get('method', '?')} samples from {folder.name} ({w.get('start')} .. {w.get('end')}).")
+        return band, note
+    where = explicit if explicit is not None else "beside this one"
+    return None, (f"No Monte Carlo band: no monte_carlo results folder {where} samples these configurations on this "
+                  "window and objective" + (f" ({'; '.join(why)})" if why else "")
+                  + "; run one, or pass --monte-carlo FOLDER.")
