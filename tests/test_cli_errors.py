@@ -424,3 +424,64 @@ def test_show_corrupt_results(finished, broken, tmp_path):
     (folder / broken).write_bytes((folder / broken).read_bytes()[:5])
     line = copy.fails("show", folder)
     names(line, folder / broken)
+
+
+# ---- issue 10: data synth's extension, a portfolio study's legs, option help ----------
+
+
+@pytest.mark.parametrize("name", ["x.txt", "panel", "panel.parquet.bak"])
+def test_synth_refuses_an_extension_other_than_parquet_or_csv(sb, name):
+    line = sb.fails("data", "synth", "--out", name, "--symbols", "3", "--days", "10")
+    names(line, name, ".parquet", ".csv")
+
+
+def portfolio_study(sb: Sandbox, legs: list[str]) -> Path:
+    path = sb.root / "pf.toml"
+    path.write_text('[study]\nname = "pf"\nkind = "portfolio"\n\n[portfolio]\nresults = ['
+                    + ", ".join(f'"{leg}"' for leg in legs) + "]\n")
+    return path
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_portfolio_with_a_missing_leg_names_the_study_to_run(sb, command):
+    """``validate`` printed "valid" and then failed with a traceback-free but unhelpful line."""
+    leg = sb.study("leg_a.toml", study={"name": "leg_a"})
+    path = portfolio_study(sb, ["results/leg_a"])
+    line = sb.fails(command, path)  # also: nothing on stdout, so "valid" was never printed
+    names(line, path, "results/leg_a", f"sweep run {leg}")
+
+
+def test_portfolio_leg_of_another_schema_is_refused_by_validate(finished, tmp_path):
+    box, out = finished
+    copy = Sandbox(tmp_path)
+    leg = copy.root / "results" / "old"
+    leg.mkdir(parents=True)
+    for p in out.iterdir():
+        (leg / p.name).write_bytes(p.read_bytes())
+    manifest = json.loads((leg / "manifest.json").read_text())
+    manifest["schema_version"] = 1
+    (leg / "manifest.json").write_text(json.dumps(manifest))
+    line = copy.fails("validate", portfolio_study(copy, ["results/old"]))
+    names(line, Path("results") / "old" / "manifest.json", "schema_version 1", "sweep run")
+
+
+def test_validate_portfolio_with_its_legs(finished, tmp_path):
+    box, out = finished
+    path = box.root / "pf_ok.toml"
+    path.write_text(f'[study]\nname = "pf_ok"\nkind = "portfolio"\n\n[portfolio]\nresults = ["{out}"]\n')
+    r = box.run("validate", path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"{path}: valid portfolio study 'pf_ok'") and "volatility" in r.stdout
+
+
+@pytest.mark.parametrize("args, defaults", [
+    (("validate", "--help"), {"--data": "[study] data", "--funding": "[study] funding"}),
+    (("data", "synth", "--help"), {"--symbols": "200", "--days": "3650", "--seed": "0", "--start": "2015-01-01"}),
+])
+def test_help_states_every_default(sb, args, defaults):
+    r = sb.run(*args)
+    assert r.returncode == 0, r.stderr
+    options = " ".join(r.stdout.split("options:")[1].split())  # one line, single spaces
+    for option, default in defaults.items():
+        text = options.split(f" {option} ")[1].split(" --")[0]
+        assert f"(default {default}" in text or f"(default: {default}" in text, (option, text)

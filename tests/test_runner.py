@@ -173,9 +173,9 @@ def test_show_prints_the_best_configuration(study_file, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sweep", "show", str(out), "--top", "3"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert best["config_id"][:8] in proc.stdout
+    assert best["config_id"][:6] in proc.stdout
     assert f"{best['sharpe']:.3f}" in proc.stdout
     by_vol = trials.sort("ann_vol").row(0, named=True)
     proc = subprocess.run([sys.executable, "-m", "sweep", "show", str(out), "--by", "ann_vol", "--top", "1"],
                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
-    assert by_vol["config_id"][:8] in proc.stdout
+    assert by_vol["config_id"][:6] in proc.stdout
