@@ -116,6 +116,9 @@ def key_metrics_table(row: dict[str, Any], objective: str) -> str:
 def verdict_block(label: str, sentence: str, rule: str) -> str:
     cls = {"credible": "good", "holds up": "good", "established": "good", "doubtful": "mixed", "mixed": "mixed",
            "not assessed": "none"}.get(label, "bad")
+    if sentence.lower().startswith(label.lower() + ":"):  # the sentence opens with the label: say it once
+        sentence = sentence[len(label) + 1:].lstrip()
+        sentence = sentence[:1].upper() + sentence[1:]
     return (f'<div id="verdict" class="verdict {cls}"><p><b>Verdict: {esc(label)}.</b> {esc(sentence)}</p>'
             f'<p class="rule">{esc(rule)}</p></div>')
 
