@@ -527,7 +527,10 @@ def test_the_page_opens_with_the_best_book_and_one_verdict_and_ends_with_the_pro
     v = overall_verdict(summary)
     answer = _answer(text)
     assert text.index('<section id="answer">') < text.index("<h2") < text.index('id="provenance"')
-    assert 'id="verdict"' in answer and html.escape(v.sentence) in answer and html.escape(RULE) in answer
+    # The label is said once ("Verdict: not credible."), then the rest of the sentence.
+    rest = v.sentence.split(": ", 1)[1]
+    assert f"<b>Verdict: {v.label}.</b> {html.escape(rest[:1].upper() + rest[1:])}" in answer
+    assert 'id="verdict"' in answer and html.escape(RULE) in answer
     assert answer.count("Verdict:") == 1 and text.count('id="verdict"') == 1
     trials = pl.read_parquet(results[kind] / "trials.parquet").unique("config_id").sort("sharpe", descending=True)
     best = trials.filter(pl.col("ruined") == 0.0).row(0, named=True)
