@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import sweep  # noqa: E402
-from sweep._engine import Workspace, compile_configs, kernel_panels  # noqa: E402
+from sweep.engine.workspace import Workspace, compile_configs, kernel_panels  # noqa: E402
 from kernels.portfolio import simulate  # noqa: E402
 
 EXCLUDE = '["USDT", "USDC", "BUSD", "DAI", "FRAX", "WBTC", "STETH", "AMPL"]'
@@ -116,7 +116,7 @@ def _time_python(code: str) -> float:
 
 def peak_rss_of(args: list[str]) -> int:
     """Peak RSS of a fresh process running `sweep` (measured by the child itself)."""
-    code = ("import resource, sys\nfrom sweep._cli import main\nrc = main(sys.argv[1:])\n"
+    code = ("import resource, sys\nfrom sweep.cli.main import main\nrc = main(sys.argv[1:])\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\nsys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
@@ -228,8 +228,8 @@ def main() -> None:
 
 def bench_search_and_robustness(report, embedded: Path, tmp: Path, jobs: int) -> None:
     """PBO, the block bootstrap and Optuna's cost per trial."""
-    from sweep._engine import Evaluator
-    from sweep._overfit import block_moments, pbo
+    from sweep.engine.workspace import Evaluator
+    from sweep.stats.overfit import block_moments, pbo
 
     rng = np.random.default_rng(0)
     returns = rng.normal(0.0, 0.01, (1000, 2000))
@@ -260,7 +260,7 @@ def bench_search_and_robustness(report, embedded: Path, tmp: Path, jobs: int) ->
     panel = sweep.load_panel(embedded)
     start = panel.day_index(s.start, "start")
     params = [c for c in trials.columns if c in sweep.PARAMETERS]
-    configs = [sweep._params.resolve({k: (tuple(v) if isinstance(v, list) else v) for k, v in r.items()})
+    configs = [sweep.engine.params.resolve({k: (tuple(v) if isinstance(v, list) else v) for k, v in r.items()})
                for r in trials.select(params).head(50).iter_rows(named=True)]
     ev = Evaluator(panel)
     ev.run(configs, start, panel.shape[0] - 1)  # features and rankings cached, as in a long search
@@ -273,7 +273,7 @@ def bench_search_and_robustness(report, embedded: Path, tmp: Path, jobs: int) ->
 
 def bench_compare(report, embedded: Path, tmp: Path, jobs: int, repeat: int) -> None:
     """`sweep compare` on rebalance_days 1..30 x every phase (465 books): reruns, tranches, bootstrap."""
-    from sweep._compare import compare, tranche_slice
+    from sweep.stats.compare import compare, tranche_slice
 
     study = tmp / "phases.toml"
     study.write_text(sweep_study(embedded, "phases", n_rebalance=30)

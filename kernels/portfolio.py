@@ -82,7 +82,7 @@ def simulate(q, funding, order, count, ivol, feature, ip, fp, s, e,
 
     ``q`` is the carried-forward return panel with its NaNs (before a listing)
     replaced by 0, ``funding`` the funding panel with NaNs replaced by 0 or an
-    empty ``(0, 0)`` array; both as ``kernel_panels`` in ``sweep._engine``
+    empty ``(0, 0)`` array; both as ``kernel_panels`` in ``sweep.engine.workspace``
     prepares them, so the inner loops carry no finiteness tests.
     ``order``/``count`` are the configuration's ranking, ``ivol`` the ``(T, N)``
     inverse of the risk-parity volatility (``(0, 0)`` for equal weights),

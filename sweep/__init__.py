@@ -15,13 +15,13 @@ __version__ = "0.1.0"
 
 from kernels.metrics import METRICS  # noqa: E402
 
-from ._backtest import Result, backtest  # noqa: E402
-from ._errors import SweepError  # noqa: E402
-from ._panel import Panel, load_panel, panel_from_arrays, panel_from_frame  # noqa: E402
-from ._params import FACTORS, PARAMS as PARAMETERS  # noqa: E402
-from ._runner import RunSummary, run_study  # noqa: E402
-from ._study import Study, load_study  # noqa: E402
-from ._synth import synth_panel  # noqa: E402
+from sweep.engine.backtest import Result, backtest  # noqa: E402
+from sweep.core.errors import SweepError  # noqa: E402
+from sweep.data.panel import Panel, load_panel, panel_from_arrays, panel_from_frame  # noqa: E402
+from sweep.engine.params import FACTORS, PARAMS as PARAMETERS  # noqa: E402
+from sweep.study.grid import RunSummary, run_study  # noqa: E402
+from sweep.study.file import Study, load_study  # noqa: E402
+from sweep.data.synth import synth_panel  # noqa: E402
 
 
 def synth(n_symbols: int = 200, n_days: int = 3650, seed: int = 0) -> Panel:

@@ -23,10 +23,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-import sweep._compare
-from sweep._cli import main
-from sweep._errors import SweepError
-from sweep._verdict import overall_verdict
+import sweep.stats.compare
+from sweep.cli.main import main
+from sweep.core.errors import SweepError
+from sweep.stats.verdict import overall_verdict
 from test_cli_show import grid_study
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +77,7 @@ def test_ends_with_the_verdict_the_comparison_and_the_next_commands(turnover_run
     out, text, _ = turnover_run
     summary = json.loads((out / "summary.json").read_text())
     assert f"\nThe search: {overall_verdict(summary).sentence}\n" in text
-    verdict = sweep._compare.compare(out, "rebalance_days")["verdict"]
+    verdict = sweep.stats.compare.compare(out, "rebalance_days")["verdict"]
     assert f"\nRebalance period: {verdict}\n" in text
     q = shlex.quote(str(out))
     assert text.endswith(f"Next:\n  sweep show {q}\n  sweep compare {q} --param rebalance_days\n"
@@ -88,7 +88,7 @@ def test_a_failing_comparison_does_not_fail_the_run(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise SweepError("no slice to compare")
 
-    monkeypatch.setattr(sweep._compare, "compare", refuse)
+    monkeypatch.setattr(sweep.stats.compare, "compare", refuse)
     rc, text, err = run(grid_study(tmp_path, "g", grid={"rebalance_days": [1, 3], "window": [5, 10]}),
                         "--out", tmp_path / "out", "--jobs", "1")
     assert rc == 0, err

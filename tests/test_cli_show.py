@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 from kernels.metrics import METRICS
-from sweep._cli import main
+from sweep.cli.main import main
 
 SYMBOLS = ("AAA", "BBB", "CCC", "DDD", "EEE", "FFF", "GGG", "HHH")
 GRID = {"rebalance_days": [1, 2, 5], "window": [5, 10], "short_allocation": [0.5, 3.0], "fee_bps": [10, 3000, 20000]}

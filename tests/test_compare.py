@@ -13,8 +13,8 @@ import pytest
 
 import sweep
 from kernels.metrics import METRICS, N_METRICS, compute_metrics
-from sweep._cli import main
-from sweep._compare import (
+from sweep.cli.main import main
+from sweep.stats.compare import (
     SERIES, Slice, Tranche, compare, series_metric, summarise, tranche_returns, tranche_slice,
 )
 
@@ -113,7 +113,7 @@ def test_pre_cost_series_is_the_reference_pre_cost_book(grid, synth_data):
     tr = tranche_slice(grid, "rebalance_days", where={"window": "5"}).tranches[2]  # 3 days, 3 phases
     navs = []
     for p in tr.phases:
-        params = sweep._params.resolve({**tr.params, "phase": p})
+        params = sweep.engine.params.resolve({**tr.params, "phase": p})
         ref = reference_backtest(panel.dates, list(panel.symbols), panel.close, panel.fields["market_cap"],
                                  panel.fields["funding_rate"], {**params, "exclude": [], "top_by_market_cap": None},
                                  s, panel.shape[0] - 1)

@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 
 import sweep
-from sweep import _live as L
-from sweep._errors import SweepError
+from sweep.book import live as L
+from sweep.core.errors import SweepError
 
 from conftest import ROOT
 from test_portfolio import FACTORS3, cli, run_grid, _wired

@@ -15,8 +15,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import sweep
-from sweep import _montecarlo as mc
-from sweep._runner import SCHEMA_VERSION
+from sweep.study import monte_carlo as mc
+from sweep.study.grid import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 

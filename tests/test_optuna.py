@@ -17,9 +17,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import sweep
-from sweep import _optuna
-from sweep._cli import main as cli_main
-from sweep._runner import SCHEMA_VERSION
+from sweep.study import optuna as _optuna
+from sweep.cli.main import main as cli_main
+from sweep.study.grid import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 

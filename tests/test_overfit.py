@@ -11,8 +11,8 @@ import pytest
 from scipy import stats
 
 from kernels import cscv as k
-from sweep._errors import SweepError
-from sweep._overfit import (
+from sweep.core.errors import SweepError
+from sweep.stats.overfit import (
     block_moments,
     cscv_arrays,
     deflated_sharpe_ratio,

@@ -15,9 +15,9 @@ import polars as pl
 import pytest
 
 import sweep
-from sweep import _portfolio as P
-from sweep._engine import Evaluator
-from sweep._errors import SweepError
+from sweep.book import portfolio as P
+from sweep.engine.workspace import Evaluator
+from sweep.core.errors import SweepError
 
 from conftest import ROOT, assert_close
 
@@ -334,7 +334,8 @@ def test_refusals(setup, tmp_path):
 def cli(argv, capsys):
     """``sweep ARGV`` in-process: through ``_cli.main`` once it knows the command, else through
     this module's ``add_parser``/``command`` with ``main``'s error handling."""
-    from sweep import _cli, _live
+    from sweep.cli import main as _cli
+    from sweep.book import live as _live
 
     parser = _cli._build_parser()
     wired = argv[0] in next(a.choices for a in parser._actions if a.dest == "command")
@@ -372,7 +373,7 @@ def test_cli_portfolio(setup, tmp_path, capsys):
 
 
 def _wired(command: str) -> bool:
-    from sweep import _cli
+    from sweep.cli import main as _cli
 
     parser = _cli._build_parser()
     return command in next(a.choices for a in parser._actions if a.dest == "command")
@@ -409,7 +410,7 @@ def test_portfolio_study_kind(setup, tmp_path):
             P.validate(study)
 
 
-@pytest.mark.skipif("portfolio" not in __import__("sweep._study", fromlist=["KINDS"]).KINDS,
+@pytest.mark.skipif("portfolio" not in __import__("sweep.study.file", fromlist=["KINDS"]).KINDS,
                     reason="kind = \"portfolio\" is not wired into _study.py yet")
 def test_shipped_portfolio_study_parses():
     study = sweep.load_study(ROOT / "studies" / "multi_factor_portfolio.toml")

@@ -21,9 +21,10 @@ import polars as pl
 import pytest
 
 import sweep
-from sweep import _report, _report_base
-from sweep._cli import _Parser
-from sweep._errors import SweepError
+from sweep.report import page as _report
+from sweep.report import base as _report_base
+from sweep.cli.main import _Parser
+from sweep.core.errors import SweepError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -358,7 +359,7 @@ def test_yearly_returns_follow_from_the_nav_of_a_fresh_backtest(written, results
 
 
 def test_overfitting_statistics_in_words_agree_with_the_verdict():
-    from sweep._verdict import overall_verdict
+    from sweep.stats.verdict import overall_verdict
 
     summary = {"overfitting": {
         "n_trials": 240, "best_sharpe_annual": 0.6, "expected_max_sharpe_annual": 1.1, "dsr": 0.04,
@@ -484,7 +485,7 @@ def test_command_writes_the_page_where_asked(results, tmp_path, capsys):
 
 
 def _wired() -> bool:
-    from sweep import _cli
+    from sweep.cli import main as _cli
 
     try:
         _cli._build_parser().parse_args(["report", "x"])
@@ -520,7 +521,7 @@ def _answer(text: str) -> str:
 
 @pytest.mark.parametrize("kind", ["grid", "optuna"])
 def test_the_page_opens_with_the_best_book_and_one_verdict_and_ends_with_the_provenance(kind, written, results):
-    from sweep._verdict import RULE, overall_verdict
+    from sweep.stats.verdict import RULE, overall_verdict
 
     text = written[kind].read_text()
     summary = json.loads((results[kind] / "summary.json").read_text())
@@ -583,7 +584,7 @@ def test_a_ruined_book_is_never_the_best(leveraged):
 
 
 def _rerun_rows(rep):
-    from sweep._report_search import rerun, strategies
+    from sweep.report.search import rerun, strategies
 
     best = rep.results.tables["trials"].filter(pl.col("ruined") == 0.0) \
         .sort("sharpe", descending=True, maintain_order=True)
@@ -796,7 +797,7 @@ def test_portfolio_folder_has_a_report(multi, tmp_path):
 
 
 def test_a_folder_of_sweep_portfolio_without_a_manifest_has_a_report(multi, tmp_path):
-    from sweep._portfolio import build_portfolio, write_portfolio
+    from sweep.book.portfolio import build_portfolio, write_portfolio
 
     out = write_portfolio(build_portfolio([multi["grid"]], "equal"), tmp_path / "pf")
     assert not (out / "manifest.json").exists()

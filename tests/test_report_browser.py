@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import sweep
-from sweep import _report
+from sweep.report import page as _report
 
 WIDTHS = (800, 1400)
 HEIGHT = 900  # the window; the first screen is its inner height

@@ -18,8 +18,8 @@ import polars as pl
 import pytest
 
 import sweep
-from sweep._choose import best_index
-from sweep._walkforward import choose
+from sweep.stats.choose import best_index
+from sweep.study.walk_forward import choose
 
 GRID = """
 [study]
@@ -114,8 +114,8 @@ def test_walk_forward_never_chooses_a_ruined_train_book(tmp_path, data):
     # Rerun each fold's candidates on its train window: the choice is their best not ruined.
     panel = sweep.load_panel(data)
     study = sweep.load_study(tmp_path / "wf.toml")
-    from sweep._engine import Evaluator
-    from sweep._runner import plan
+    from sweep.engine.workspace import Evaluator
+    from sweep.study.grid import plan
     configs = plan(study).configs
     ev = Evaluator(panel)
     j, r = sweep.METRICS.index("turnover"), sweep.METRICS.index("ruined")

@@ -15,7 +15,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import sweep
-from sweep._runner import SCHEMA_VERSION
+from sweep.study.grid import SCHEMA_VERSION
 
 STUDY = """
 [study]

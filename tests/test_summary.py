@@ -10,8 +10,8 @@ import pytest
 
 import sweep
 from kernels.cscv import block_moments
-from sweep._bestper import best_per, stationary_indices
-from sweep._overfit import overfitting_summary
+from sweep.stats.best_per import best_per, stationary_indices
+from sweep.stats.overfit import overfitting_summary
 
 STUDY = """
 [study]

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from sweep._synth import synth_panel, write_synth
+from sweep.data.synth import synth_panel, write_synth
 
 N_SYMBOLS, N_DAYS, SEED = 40, 500, 7
 START = dt.date(2015, 1, 1)

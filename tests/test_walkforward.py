@@ -23,8 +23,8 @@ from conftest import assert_close
 from polars.testing import assert_frame_equal
 
 import sweep
-from sweep._params import config_id
-from sweep._walkforward import choose, fold_windows, prepare, rank_of, settings
+from sweep.engine.params import config_id
+from sweep.study.walk_forward import choose, fold_windows, prepare, rank_of, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_WF = {"train_days": 90, "test_days": 40}
@@ -300,7 +300,7 @@ def test_stitched_series_equals_fresh_backtests(synth_run, synth_file):
     assert_close(summary["oos_sharpe"], m["sharpe"], "oos_sharpe")
     assert_close(summary["oos_is_sharpe_ratio"], m["sharpe"] / is_mean, "ratio")
     assert summary["oos_days"] == oos.height == 40 * folds.height
-    assert (folds["schema_version"] == sweep._runner.SCHEMA_VERSION).all()
+    assert (folds["schema_version"] == sweep.study.grid.SCHEMA_VERSION).all()
 
 
 def test_overlapping_test_windows_keep_the_latest_fold(tmp_path, synth_file):

@@ -19,7 +19,7 @@ the page fits an 800 px window.
 
 What each kind shows (charts named as in ``CHARTS``):
 
-* ``grid`` / ``optuna``: verdict of ``sweep._verdict.overall_verdict`` on
+* ``grid`` / ``optuna``: verdict of ``sweep.stats.verdict.overall_verdict`` on
   ``summary.json``. ``equity_drawdown``: distinct strategies (the best of each
   factor when ``factor`` is swept, else the best that differ in more than
   ``phase``) rerun with ``sweep.backtest``, net and gross of fees and slippage,
@@ -62,8 +62,8 @@ import io
 import os
 from pathlib import Path
 
-from ._errors import SweepError
-from ._report_base import (  # noqa: F401  (the names the page and its tests use)
+from sweep.core.errors import SweepError
+from sweep.report.base import (  # noqa: F401  (the names the page and its tests use)
     CHARTS,
     DPI,
     Chart,
@@ -77,9 +77,9 @@ from ._report_base import (  # noqa: F401  (the names the page and its tests use
     read_results,
     yearly_from_nav,
 )
-from ._report_charts import equity_chart, heatmap_chart, lines_chart  # noqa: F401
-from ._report_kinds import monte_carlo_report, portfolio_report, walk_forward_report
-from ._report_search import overfitting_sentences, search_report, yearly_returns  # noqa: F401
+from sweep.report.charts import equity_chart, heatmap_chart, lines_chart  # noqa: F401
+from sweep.report.kinds import monte_carlo_report, portfolio_report, walk_forward_report
+from sweep.report.search import overfitting_sentences, search_report, yearly_returns  # noqa: F401
 
 CHARTS_SUFFIX = "_charts"
 
@@ -191,7 +191,7 @@ def render_html(rep: Report, images: dict[str, bytes], charts_dir: str) -> str:
         else:
             parts.append(b)
     parts += rep.provenance
-    from . import __version__
+    from sweep import __version__
 
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     title = f"{rep.results.name}: {rep.results.kind} report"
@@ -203,7 +203,7 @@ def render_html(rep: Report, images: dict[str, bytes], charts_dir: str) -> str:
 
 
 def _write_bytes(data: bytes, path: Path) -> None:
-    # Atomic, as sweep._io's writers: a reader sees the old file or the new one.
+    # Atomic, as sweep.core.io's writers: a reader sees the old file or the new one.
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         tmp.write_bytes(data)

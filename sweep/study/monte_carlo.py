@@ -68,12 +68,12 @@ import polars as pl
 from kernels.bootstrap import rebuild_close
 from kernels.metrics import METRICS
 
-from ._engine import Evaluator
-from ._errors import SweepError
-from ._io import write_json, write_parquet
-from ._panel import Panel, panel_from_arrays
-from ._params import LOWER_IS_BETTER, MAX_INT, closest, config_id
-from ._study import Study
+from sweep.engine.workspace import Evaluator
+from sweep.core.errors import SweepError
+from sweep.core.io import write_json, write_parquet
+from sweep.data.panel import Panel, panel_from_arrays
+from sweep.engine.params import LOWER_IS_BETTER, MAX_INT, closest, config_id
+from sweep.study.file import Study
 
 METHODS: dict[str, tuple[str, ...]] = {
     "block_bootstrap": ("n_samples", "seed", "block_days"),
@@ -414,7 +414,7 @@ def run(study: Study, *, data=None, funding=None, out=None, jobs: int | None = N
     x samples; for ``phase``, the sum of every configuration's ``rebalance_days``).
     ``on_chunk(n_written)`` is called after each chunk of samples reaches the disk.
     """
-    from ._runner import SCHEMA_VERSION, RunSummary, _already_complete, _manifest, _Progress, default_jobs, plan
+    from sweep.study.grid import SCHEMA_VERSION, RunSummary, _already_complete, _manifest, _Progress, default_jobs, plan
 
     t0 = time.perf_counter()
     sp = spec(study)

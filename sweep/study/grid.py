@@ -35,16 +35,16 @@ import polars as pl
 from kernels.batch import run_batch
 from kernels.metrics import METRICS
 
-from . import __version__
-from ._backtest import evaluation_window
-from ._engine import Compiled, Workspace, compile_configs, kernel_panels
-from ._errors import SweepError
-from ._io import write_json, write_parquet
-from ._panel import Panel, load_panel
-from ._results import SCHEMA_VERSION, check_schema
-from ._choose import best_index
-from ._params import config_id, warmup_days
-from ._study import Study
+from sweep import __version__
+from sweep.engine.backtest import evaluation_window
+from sweep.engine.workspace import Compiled, Workspace, compile_configs, kernel_panels
+from sweep.core.errors import SweepError
+from sweep.core.io import write_json, write_parquet
+from sweep.data.panel import Panel, load_panel
+from sweep.results.schema import SCHEMA_VERSION, check_schema
+from sweep.stats.choose import best_index
+from sweep.engine.params import config_id, warmup_days
+from sweep.study.file import Study
 
 N_BLOCKS = 16  # blocks of the evaluation window for the PBO's cross-validation
 DEFAULT_DATA = Path("data") / "crypto_daily.parquet"
@@ -70,7 +70,7 @@ def data_path(study: Study, data: str | Path | None) -> Path:
     if rel.is_absolute():
         return rel
     candidates = [rel, study.path.parent / rel, study.path.parent.parent / rel,
-                  Path(__file__).resolve().parent.parent / rel]
+                  Path(__file__).resolve().parents[2] / rel]
     return next((c for c in candidates if c.exists()), rel)
 
 
@@ -225,12 +225,12 @@ def run_study(study: Study, *, data: str | Path | None = None, funding: str | Pa
               on_chunk: Callable[[int], None] | None = None) -> RunSummary:
     """Run a study and write its result tables.
 
-    Grid studies run here; the other kinds in their own modules (``sweep._kinds``).
+    Grid studies run here; the other kinds in their own modules (``sweep.study.kind``).
     ``on_chunk(n_written)`` is called after each chunk reaches the disk (a hook
     for progress reporting and for tests that interrupt a run).
     """
     if study.kind != "grid":
-        from ._kinds import module
+        from sweep.study.kind import module
 
         return module(study.kind).run(study, data=data, funding=funding, out=out,
                                       jobs=max(1, jobs or default_jobs()), force=force,
@@ -403,8 +403,8 @@ def study_summary(study: Study, panel: Panel, configs: list[dict[str, Any]], s: 
     ``metrics`` ``(C, N_METRICS)`` and the per-block moments ``(C, N_BLOCKS)`` of the
     ``C`` distinct configurations tried (N in the deflation is ``C``).
     """
-    from ._engine import Evaluator
-    from ._overfit import overfitting_summary
+    from sweep.engine.workspace import Evaluator
+    from sweep.stats.overfit import overfitting_summary
 
     objective = study.objective
     values = metrics[:, METRICS.index(objective)]

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import SweepError
+from sweep.core.errors import SweepError
 
 
 @dataclass(frozen=True)

@@ -80,14 +80,14 @@ import polars as pl
 
 from kernels.metrics import M_RUINED, METRICS
 
-from ._choose import best_index
-from ._errors import SweepError
-from ._io import write_json, write_parquet
-from ._panel import Panel
-from ._params import LOWER_IS_BETTER, PARAMS, check_value, closest, resolve
-from ._runner import (SCHEMA_VERSION, RunSummary, _load_json, _Progress, _versions, manifest_head, plan,
+from sweep.stats.choose import best_index
+from sweep.core.errors import SweepError
+from sweep.core.io import write_json, write_parquet
+from sweep.data.panel import Panel
+from sweep.engine.params import LOWER_IS_BETTER, PARAMS, check_value, closest, resolve
+from sweep.study.grid import (SCHEMA_VERSION, RunSummary, _load_json, _Progress, _versions, manifest_head, plan,
                       trials_table)
-from ._study import Study
+from sweep.study.file import Study
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 OPTUNA_KEYS = ("n_trials", "sampler", "seed", "storage")
@@ -251,7 +251,7 @@ def _dim(path: Path, key: str, value: Any, fixed: dict[str, Any]) -> Dim:
 
 
 def _examples(key: str) -> tuple:
-    from ._params import CHOICES
+    from sweep.engine.params import CHOICES
 
     return CHOICES.get(key, ("...",))
 
@@ -727,7 +727,7 @@ def run(study: Study, *, data: str | Path | None = None, funding: str | Path | N
             _reap(storage, ostudy, ledger)
             n_before = ledger.count(ostudy.get_trials(deepcopy=False), sys.maxsize)
 
-            from ._engine import Evaluator
+            from sweep.engine.workspace import Evaluator
 
             evaluator = Evaluator(p.panel, jobs)
             # Compile (or load Numba's cache) here, before the workers start.
@@ -757,8 +757,8 @@ def run(study: Study, *, data: str | Path | None = None, funding: str | Path | N
 def _summary(p: Prepared, df: pl.DataFrame) -> dict:
     """The overfitting statistics over the distinct configurations the search tried
     (TPE proposes some twice; a repeat is not another independent try)."""
-    from ._engine import Evaluator
-    from ._runner import N_BLOCKS, study_summary
+    from sweep.engine.workspace import Evaluator
+    from sweep.study.grid import N_BLOCKS, study_summary
 
     where = f"{p.study.path}: [space]"
     first = df.unique("config_id", keep="first", maintain_order=True)
@@ -872,7 +872,7 @@ class _Search:
         return True
 
     def _evaluator_for(self, config: dict[str, Any]):
-        from ._engine import Evaluator, ranking_key
+        from sweep.engine.workspace import Evaluator, ranking_key
 
         key = ranking_key(config)
         if key not in self.cached:

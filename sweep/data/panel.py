@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ._errors import SweepError
+from sweep.core.errors import SweepError
 
 REQUIRED = ("date", "symbol", "close")
 OPTIONAL = ("open", "high", "low", "volume", "market_cap", "funding_rate")

@@ -52,10 +52,10 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from ._errors import SweepError
-from ._params import CHOICES, FACTORS, PARAMS, check_value, closest, config_id, resolve
-from ._portfolio import (WEIGHT_METHODS, Choice, equal_weights, judge_legs, live_params, load_data, relevant, rerun,
+from sweep import __version__
+from sweep.core.errors import SweepError
+from sweep.engine.params import CHOICES, FACTORS, PARAMS, check_value, closest, config_id, resolve
+from sweep.book.portfolio import (WEIGHT_METHODS, Choice, equal_weights, judge_legs, live_params, load_data, relevant, rerun,
                          select, static_weights)
 
 WEIGHT_TOL = 0.005
@@ -486,7 +486,7 @@ def add_parser(subparsers) -> None:
 
 
 def command(args) -> int:
-    from ._io import write_json
+    from sweep.core.io import write_json
 
     if args.command == "export":
         out = Path(args.live_config)

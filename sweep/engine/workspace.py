@@ -17,9 +17,9 @@ from kernels import portfolio as K
 from kernels import rolling, selection
 from kernels.returns import equal_weight_market
 
-from ._errors import SweepError
-from ._panel import Panel
-from ._params import FACTORS
+from sweep.core.errors import SweepError
+from sweep.data.panel import Panel
+from sweep.engine.params import FACTORS
 
 
 def feature_key(p: dict[str, Any]) -> tuple:

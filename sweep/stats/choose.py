@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._params import LOWER_IS_BETTER
+from sweep.engine.params import LOWER_IS_BETTER
 
 
 def minimises(objective: str) -> bool:

@@ -19,9 +19,9 @@ import polars as pl
 
 from kernels.metrics import METRICS
 
-from ._errors import SweepError
-from ._params import PARAMS, resolve
-from ._verdict import DSR_BAR
+from sweep.core.errors import SweepError
+from sweep.engine.params import PARAMS, resolve
+from sweep.stats.verdict import DSR_BAR
 
 N_BLOCKS = 16  # as the grid's summary.json (an even count: CSCV splits the blocks in halves)
 
@@ -36,8 +36,8 @@ def leg_trials(trials: pl.DataFrame, factor: str | None) -> pl.DataFrame:
 def leg_statistics(panel, trials: pl.DataFrame, factor: str | None, params: list[str], chosen: dict[str, Any],
                    start: str, end: str, where: str) -> dict[str, Any]:
     """``{"dsr", "pbo", "n_trials"}`` of ``chosen`` deflated by its factor's own trials over ``start .. end``."""
-    from ._engine import Evaluator
-    from ._overfit import overfitting_summary
+    from sweep.engine.workspace import Evaluator
+    from sweep.stats.overfit import overfitting_summary
 
     group = leg_trials(trials, factor)
     configs = [resolve({k: r[k] for k in params if k in PARAMS and r.get(k) is not None}, where)

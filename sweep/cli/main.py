@@ -10,10 +10,13 @@ import sys
 import tomllib
 from pathlib import Path
 
-from . import __version__
-from . import _compare, _live, _portfolio, _report
-from ._errors import SweepError
-from ._params import LOWER_IS_BETTER, PARAMS, closest
+from sweep import __version__
+from sweep.stats import compare as _compare
+from sweep.book import live as _live
+from sweep.book import portfolio as _portfolio
+from sweep.report import page as _report
+from sweep.core.errors import SweepError
+from sweep.engine.params import LOWER_IS_BETTER, PARAMS, closest
 
 # The table each study kind writes first: what `sweep run` points to.
 MAIN_TABLE = {"grid": "trials.parquet", "optuna": "trials.parquet", "walk_forward": "folds.parquet",
@@ -107,8 +110,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args) -> int:
-    from ._runner import run_study
-    from ._study import load_study
+    from sweep.study.grid import run_study
+    from sweep.study.file import load_study
 
     if args.jobs is not None and args.jobs < 1:
         raise SweepError(f"--jobs = {args.jobs} must be at least 1")
@@ -142,7 +145,7 @@ def _print_ending(study, folder: Path, data: str | None) -> None:
     lines: list[str] = []
     nexts = [f"sweep show {q}"]
     if study.kind in ("grid", "optuna"):
-        from ._verdict import overall_verdict
+        from sweep.stats.verdict import overall_verdict
 
         trials = _read(folder / "trials.parquet")
         params = _read(folder / "manifest.json").get("parameters") or study.columns
@@ -181,7 +184,7 @@ def _best_lines(trials, objective: str, params: list[str]) -> list[str]:
     """The best book not ruined of a grid or Optuna table, and how many were set aside."""
     import polars as pl
 
-    from ._choose import best_index
+    from sweep.stats.choose import best_index
 
     t = trials.unique("config_id", keep="first", maintain_order=True)
     values = t[objective].cast(pl.Float64).fill_null(float("nan")).to_numpy()
@@ -221,7 +224,7 @@ def _walk_forward_lines(folder: Path) -> list[str]:
 def _monte_carlo_lines(folder: Path, objective: str) -> list[str]:
     import polars as pl
 
-    from ._choose import best_index
+    from sweep.stats.choose import best_index
 
     s = _read(folder / "summary.parquet")
     if "objective" in s.columns and s.height:
@@ -265,8 +268,8 @@ def _portfolio_lines(folder: Path) -> list[str]:
 
 
 def _cmd_validate(args) -> int:
-    from ._runner import plan
-    from ._study import load_study
+    from sweep.study.grid import plan
+    from sweep.study.file import load_study
 
     study = load_study(args.study)
     if study.kind == "portfolio":
@@ -291,7 +294,7 @@ def _cmd_validate(args) -> int:
 
 def _validate_kind(study, args) -> int:
     if study.kind == "walk_forward":
-        from ._walkforward import _optuna_space, prepare
+        from sweep.study.walk_forward import _optuna_space, prepare
 
         cfg, p, folds = prepare(study, args.data, args.funding)
         per_fold = (f"{_optuna_space(study)[1].n_trials} Optuna trials" if cfg.inner == "optuna"
@@ -301,7 +304,7 @@ def _validate_kind(study, args) -> int:
                  f"{cfg.step_days}{', anchored' if cfg.anchored else ''}; first test day "
                  f"{p.panel.dates[folds[0].test_start]}, last {p.panel.dates[folds[-1].test_end]}"]
     else:
-        from ._optuna import describe
+        from sweep.study.optuna import describe
 
         p, lines = describe(study, args.data, args.funding)
     T, N = p.panel.shape
@@ -317,7 +320,7 @@ def _validate_kind(study, args) -> int:
 def _check_portfolio_legs(study) -> None:
     """Each results folder of a portfolio study exists, finished and is of this schema; a
     missing one is refused with the study to run first."""
-    from ._results import read_manifest
+    from sweep.results.schema import read_manifest
 
     for rel in study.raw.get("portfolio", {}).get("results") or []:
         folder = _leg_folder(rel, study)
@@ -423,7 +426,7 @@ def _cmd_show(args) -> int:
 
     from kernels.metrics import METRICS
 
-    from ._results import check_schema, read_manifest
+    from sweep.results.schema import check_schema, read_manifest
 
     path = Path(args.results)
     folder = path.parent if path.suffix == ".parquet" else path
@@ -568,7 +571,7 @@ def _read(path: Path):
 
 
 def _show_walk_forward(folder: Path) -> int:
-    from ._results import read_manifest
+    from sweep.results.schema import read_manifest
 
     folds = _read(folder / "folds.parquet")
     summary = _read(folder / "summary.json") if (folder / "summary.json").exists() else {}
@@ -600,7 +603,7 @@ def _show_walk_forward(folder: Path) -> int:
 
 
 def _show_monte_carlo(folder: Path, top: int) -> int:
-    from ._results import read_manifest
+    from sweep.results.schema import read_manifest
 
     summary = _read(folder / "summary.parquet")
     manifest = read_manifest(folder, required=False)
@@ -625,7 +628,7 @@ def _show_monte_carlo(folder: Path, top: int) -> int:
 
 def _print_overfitting(console, summary: dict) -> None:
     """The overfitting statistics in words a researcher can act on, and the one verdict."""
-    from ._verdict import overall_verdict
+    from sweep.stats.verdict import overall_verdict
 
     o = summary.get("overfitting", summary)
     if "dsr" not in o:
@@ -657,7 +660,7 @@ def _print_overfitting(console, summary: dict) -> None:
 def _print_best_per(console, folder: Path, column: str, data: str | None, by: str | None, width: int) -> None:
     import polars as pl
 
-    from ._bestper import BOOT_BLOCK_DAYS, BOOT_SAMPLES, best_per
+    from sweep.stats.best_per import BOOT_BLOCK_DAYS, BOOT_SAMPLES, best_per
 
     df = best_per(folder, column, data, by)
     console.print(f"Best per {column} among books not ruined: Sharpe, deflated Sharpe within the group, and "
@@ -706,7 +709,7 @@ def _fmt(v, metric: str | None = None) -> str:
 def _cmd_data(args) -> int:
     import datetime as dt
 
-    from ._synth import write_synth
+    from sweep.data.synth import write_synth
 
     out = Path(args.out)
     if out.suffix.lower() not in (".parquet", ".csv"):

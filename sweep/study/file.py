@@ -13,8 +13,8 @@ from typing import Any, Iterator
 
 from kernels.metrics import METRICS
 
-from ._errors import SweepError
-from ._params import PARAMS, check_value, closest, resolve
+from sweep.core.errors import SweepError
+from sweep.engine.params import PARAMS, check_value, closest, resolve
 
 KINDS = ("grid", "optuna", "walk_forward", "monte_carlo", "portfolio")
 STUDY_KEYS = ("name", "kind", "objective", "data", "funding", "start", "end", "description")
@@ -48,7 +48,7 @@ class Study:
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     # The kind-specific tables ([space], [optuna], [walk_forward], [monte_carlo])
-    # as read; each kind's module validates its own (``sweep._kinds``).
+    # as read; each kind's module validates its own (``sweep.study.kind``).
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -189,7 +189,7 @@ def load_study(path: str | Path) -> Study:
     if study.start and study.end and study.start > study.end:
         raise SweepError(f"{path}: [study] start = {study.start} is after end = {study.end}")
     if kind != "grid":
-        from ._kinds import validate
+        from sweep.study.kind import validate
 
         validate(study)
     return study

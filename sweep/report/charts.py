@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ._params import LOWER_IS_BETTER
-from ._report_base import (
+from sweep.engine.params import LOWER_IS_BETTER
+from sweep.report.base import (
     MAX_LINES,
     MAX_PANELS,
     PERCENT,

@@ -15,8 +15,8 @@ import polars as pl
 
 from kernels.metrics import DAYS_PER_YEAR
 
-from ._errors import SweepError
-from ._report_base import (
+from sweep.core.errors import SweepError
+from sweep.report.base import (
     KEY_METRICS,
     TOP_EQUITY,
     TOP_TABLE,
@@ -38,9 +38,9 @@ from ._report_base import (
     swept,
     yearly_from_nav,
 )
-from ._report_charts import equity_chart, heatmap_chart, lines_chart
-from ._results import read_manifest
-from ._verdict import DSR_BAR, PBO_BAR, RULE, overall_verdict
+from sweep.report.charts import equity_chart, heatmap_chart, lines_chart
+from sweep.results.schema import read_manifest
+from sweep.stats.verdict import DSR_BAR, PBO_BAR, RULE, overall_verdict
 
 MAX_FACTOR_CURVES = 4  # a multi-factor equity chart: the best strategy of at most this many factors
 
@@ -145,14 +145,14 @@ def strategies(best: pl.DataFrame, names: list[str], by_factor: bool) -> list[di
 
 
 def row_params(row: dict[str, Any], res: Results) -> dict[str, Any]:
-    from ._params import PARAMS
+    from sweep.engine.params import PARAMS
 
     return {k: row[k] for k in res.params if k in PARAMS and k in row and row[k] is not None}
 
 
 def rerun(res: Results, rows: list[dict[str, Any]], panel):
     """Each row's configuration rerun over the evaluation window: ``[(label, params, Result, row)]``."""
-    from ._backtest import backtest
+    from sweep.engine.backtest import backtest
 
     start, end = res.window
     out = []
@@ -232,7 +232,7 @@ def best_table(rep: Report, best: pl.DataFrame, n_all: int, names: list[str]) ->
 
 def overfitting_sentences(summary: dict[str, Any] | None) -> list[str]:
     """``summary.json``'s overfitting statistics as sentences, each test marked as passing or
-    failing by the same bars as the overall verdict (``sweep._verdict``), so none contradicts it."""
+    failing by the same bars as the overall verdict (``sweep.stats.verdict``), so none contradicts it."""
     if summary is None:
         return ["No summary.json in the folder: no deflated Sharpe ratio or PBO to report "
                 "(rerun the study with this version of sweep to get them)."]
@@ -298,7 +298,7 @@ def moments(r: np.ndarray) -> tuple[float, float, float]:
 def factor_dsr(returns: np.ndarray, group_sharpes: np.ndarray, all_sharpes: np.ndarray) -> tuple[float, float]:
     """The deflated Sharpe of a factor's best book: deflated by that factor's own trials
     (``group_sharpes``, annualised) and by every trial of the study (pooled)."""
-    from ._overfit import deflated_sharpe_ratio
+    from sweep.stats.overfit import deflated_sharpe_ratio
 
     sr, skew, kurt = moments(np.asarray(returns, dtype=np.float64))
     out = []

@@ -81,15 +81,15 @@ import polars as pl
 
 from kernels.metrics import DAYS_PER_YEAR, METRICS, N_METRICS, compute_metrics
 
-from . import __version__
-from ._errors import SweepError
-from ._results import read_manifest
-from ._params import FACTORS, PARAMS, closest, resolve
+from sweep import __version__
+from sweep.core.errors import SweepError
+from sweep.results.schema import read_manifest
+from sweep.engine.params import FACTORS, PARAMS, closest, resolve
 
 WEIGHT_METHODS = ("equal", "inverse_vol", "sharpe")
 PORTFOLIO_SCHEMA_VERSION = 1
 DEFAULT_OUT = Path("results") / "portfolio"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # Which book metrics are §9 on the book's own return series, and how the others are built.
 CONVENTIONS = {
@@ -155,7 +155,7 @@ class Choice:
     row: dict[str, Any]  # its row of trials.parquet
     params: dict[str, Any]  # fully resolved
     set_aside: int = 0  # ruined configurations of this factor that were not considered
-    stats: dict[str, Any] | None = None  # its DSR and PBO among its factor's trials (sweep._legs)
+    stats: dict[str, Any] | None = None  # its DSR and PBO among its factor's trials (sweep.book.legs)
 
     @property
     def config_id(self) -> str:
@@ -204,7 +204,7 @@ def _resolved_row(src: Source, row: dict[str, Any]) -> dict[str, Any]:
 def best_rows(src: Source) -> list[tuple[str, dict[str, Any], int]]:
     """``(factor, row, set_aside)`` of the best configuration of each factor of one folder, among
     the configurations that were not ruined (``set_aside`` counts the ruined ones)."""
-    from ._choose import best_index
+    from sweep.stats.choose import best_index
 
     objective = src.objective
     trials = src.trials
@@ -268,7 +268,7 @@ def _locate(rel: str, src: Source) -> Path:
 
 def load_data(sources: list[Source], data: str | Path | None = None, funding: str | Path | None = None):
     """The panel every folder was run on, checked against the manifests' fingerprint."""
-    from ._panel import load_panel
+    from sweep.data.panel import load_panel
 
     src = sources[0]
     path = Path(data) if data else _locate(src.manifest["data"]["path"], src)
@@ -315,7 +315,7 @@ def rebalance_days_mask(p: dict[str, Any], n: int) -> np.ndarray:
 
 def rerun(panel, choices: list[Choice], start: dt.date, end: dt.date) -> Sleeves:
     """Each chosen configuration, flat on ``start``, over ``start .. end``."""
-    from ._backtest import backtest
+    from sweep.engine.backtest import backtest
 
     series: dict[str, list[np.ndarray]] = {k: [] for k in ("ret", "ret_pre_cost", "turnover", "cost", "funding")}
     holdings, rebalance, metrics = [], [], []
@@ -548,7 +548,7 @@ class Portfolio:
         })
 
     def returns_frame(self) -> pl.DataFrame:
-        from ._runner import SCHEMA_VERSION
+        from sweep.study.grid import SCHEMA_VERSION
 
         return pl.DataFrame({"date": self.sleeves.dates,
                              **{name: self.sleeves.R[j] for j, name in enumerate(self.names)},
@@ -638,7 +638,7 @@ def build_portfolio(results: list[str | Path], weights: str = "equal", walk_forw
 def judge_legs(panel, choices: list[Choice]) -> list[str]:
     """Fill each choice's ``stats`` (DSR and PBO among its factor's trials); the warnings they give,
     and one line per leg whose ruined configurations were set aside."""
-    from ._legs import leg_statistics, leg_warning
+    from sweep.book.legs import leg_statistics, leg_warning
 
     out = []
     for c in choices:
@@ -690,7 +690,7 @@ def bankruptcies(names: list[str], R: np.ndarray, dates: np.ndarray) -> list[str
 
 def write_portfolio(pf: Portfolio, out: str | Path) -> Path:
     """``portfolio.json`` and ``portfolio_returns.parquet`` in ``out``, each written atomically."""
-    from ._io import write_json, write_parquet
+    from sweep.core.io import write_json, write_parquet
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -882,8 +882,8 @@ def run(study, *, data=None, funding=None, out=None, jobs: int = 1, force: bool 
         progress: bool | None = None, on_chunk=None):
     """``sweep run`` of a portfolio study: ``results/<name>/`` gets portfolio.json,
     portfolio_returns.parquet and manifest.json."""
-    from ._io import write_json
-    from ._runner import RunSummary, SCHEMA_VERSION, _versions
+    from sweep.core.io import write_json
+    from sweep.study.grid import RunSummary, SCHEMA_VERSION, _versions
 
     validate(study)
     t0 = time.perf_counter()

@@ -11,10 +11,10 @@ import polars as pl
 from kernels.metrics import METRICS, N_METRICS, compute_metrics
 from kernels.portfolio import I_FEAT, I_RANK, I_VOL, simulate
 
-from ._engine import Workspace, compile_configs, kernel_panels
-from ._errors import SweepError
-from ._panel import Panel
-from ._params import config_id, resolve, warmup_days
+from sweep.engine.workspace import Workspace, compile_configs, kernel_panels
+from sweep.core.errors import SweepError
+from sweep.data.panel import Panel
+from sweep.engine.params import config_id, resolve, warmup_days
 
 
 def evaluation_window(panel: Panel, warmup: int, start=None, end=None,

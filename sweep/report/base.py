@@ -1,6 +1,6 @@
 """What every part of ``sweep report`` shares: labels and number formats, the results folder
 as read, the page being built, the choice of the best book among those not ruined, and
-the small figure helpers (see ``sweep._report`` for the page itself)."""
+the small figure helpers (see ``sweep.report.page`` for the page itself)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ._errors import SweepError
-from ._params import LOWER_IS_BETTER
-from ._results import check_schema
+from sweep.core.errors import SweepError
+from sweep.engine.params import LOWER_IS_BETTER
+from sweep.results.schema import check_schema
 
 # The charts each kind can have, in page order (file names without ".png").
 CHARTS = {
@@ -310,7 +310,7 @@ def dedup(trials: pl.DataFrame) -> pl.DataFrame:
 
 def ruined_mask(df: pl.DataFrame, column: str = "ruined") -> pl.Expr:
     """True for a ruined book (SEMANTICS §8: the metric ``ruined`` is 1.0), as
-    ``sweep._choose.usable`` reads it; a table without the column has none."""
+    ``sweep.stats.choose.usable`` reads it; a table without the column has none."""
     return (pl.col(column).cast(pl.Float64) > 0.0).fill_null(False) if column in df.columns else pl.lit(False)
 
 
@@ -496,12 +496,12 @@ def load_study_panel(res: Results, data=None, funding=None):
     file's folder and its parent), and also from the results folder's parent's
     parent (``results/<name>`` sits in the project root); the fingerprint must match.
     """
-    from ._panel import load_panel
+    from sweep.data.panel import load_panel
 
     m = res.manifest
     d = m.get("data") or {}
     study_path = Path((m.get("study") or {}).get("path") or ".")
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     anchors = [study_path.parent, study_path.parent.parent, res.folder.parent.parent, res.folder.parent, root]
     if data is not None:
         dpath = Path(data)

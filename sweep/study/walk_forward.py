@@ -54,14 +54,14 @@ import polars as pl
 
 from kernels.metrics import METRICS, N_METRICS, compute_metrics
 
-from ._backtest import backtest
-from ._engine import Evaluator
-from ._errors import SweepError
-from ._io import write_json, write_parquet
-from ._params import LOWER_IS_BETTER, MAX_INT, closest, config_id
-from ._runner import (SCHEMA_VERSION, Plan, RunSummary, _already_complete, _manifest,
+from sweep.engine.backtest import backtest
+from sweep.engine.workspace import Evaluator
+from sweep.core.errors import SweepError
+from sweep.core.io import write_json, write_parquet
+from sweep.engine.params import LOWER_IS_BETTER, MAX_INT, closest, config_id
+from sweep.study.grid import (SCHEMA_VERSION, Plan, RunSummary, _already_complete, _manifest,
                       _Progress, plan)
-from ._study import Study
+from sweep.study.file import Study
 
 KEYS = ("train_days", "test_days", "step_days", "anchored", "inner")
 INNER = ("grid", "optuna")
@@ -147,7 +147,7 @@ def validate(study: Study) -> None:
 
 def _optuna_space(study: Study) -> tuple[list, Any, list[dict[str, Any]]]:
     """``[space]``, ``[optuna]`` and the corners of the space, checked as an Optuna study checks them."""
-    from ._optuna import corners, parse_options, parse_space
+    from sweep.study.optuna import corners, parse_options, parse_space
 
     for table in ("space", "optuna"):
         if table not in study.tables:
@@ -253,8 +253,8 @@ class _Folds:
         whatever thread runs the fold."""
         import optuna
 
-        from ._optuna import _make_sampler
-        from ._params import resolve
+        from sweep.study.optuna import _make_sampler
+        from sweep.engine.params import resolve
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # NaN objectives fail quietly
         sampler = _make_sampler(self.options.sampler, self.options.seed, f.fold)

@@ -1,5 +1,5 @@
 """The reports of a walk-forward, a Monte Carlo study and a portfolio, each opening with its
-answer and one verdict by a rule it states (see ``sweep._report``)."""
+answer and one verdict by a rule it states (see ``sweep.report.page``)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import polars as pl
 
 from kernels.metrics import METRICS
 
-from ._errors import SweepError
-from ._params import LOWER_IS_BETTER
-from ._report_base import (
+from sweep.core.errors import SweepError
+from sweep.engine.params import LOWER_IS_BETTER
+from sweep.report.base import (
     KEY_METRICS,
     MAX_TABLE_ROWS,
     SIGNED,
@@ -31,16 +31,16 @@ from ._report_base import (
     swept,
     window_days,
 )
-from ._report_charts import (
+from sweep.report.charts import (
     book_equity_chart,
     distribution_chart,
     lines_chart,
     oos_equity_chart,
     train_test_chart,
 )
-from ._report_search import key_metrics_table, verdict_block, yearly_table
-from ._results import read_manifest
-from ._verdict import DSR_BAR, PBO_BAR, RULE, Verdict, overall_verdict
+from sweep.report.search import key_metrics_table, verdict_block, yearly_table
+from sweep.results.schema import read_manifest
+from sweep.stats.verdict import DSR_BAR, PBO_BAR, RULE, Verdict, overall_verdict
 
 WF_RULE = ("Rule: the walk-forward holds up when the stitched out-of-sample Sharpe is above 0 and the choices "
            "ranked better than a random pick on their test windows (mean test rank below (n + 1) / 2, n "
@@ -150,8 +150,8 @@ def walk_forward_report(rep: Report, data, funding) -> None:
 def actual_values(res: Results, summary: pl.DataFrame, panel) -> dict[str, dict[str, float]]:
     """Each configuration rerun on the real data over the evaluation window (the value the
     samples perturb): config_id -> every metric."""
-    from ._engine import Evaluator
-    from ._params import PARAMS, resolve
+    from sweep.engine.workspace import Evaluator
+    from sweep.engine.params import PARAMS, resolve
 
     params = [c for c in res.params if c in PARAMS and c in summary.columns]
     configs = [resolve({k: row[k] for k in params if row[k] is not None}, "summary.parquet")

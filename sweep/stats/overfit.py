@@ -33,7 +33,7 @@ import numpy as np
 
 from kernels import cscv as _k
 
-from ._errors import SweepError
+from sweep.core.errors import SweepError
 
 EULER_GAMMA = 0.5772156649015329
 DEFAULT_BLOCKS = 16

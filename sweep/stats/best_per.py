@@ -21,8 +21,8 @@ import polars as pl
 
 from kernels.metrics import DAYS_PER_YEAR
 
-from ._errors import SweepError
-from ._params import LOWER_IS_BETTER, PARAMS, resolve
+from sweep.core.errors import SweepError
+from sweep.engine.params import LOWER_IS_BETTER, PARAMS, resolve
 
 BOOT_SAMPLES = 1000
 BOOT_BLOCK_DAYS = 20  # mean block length: keeps a few weeks of autocorrelation
@@ -62,10 +62,10 @@ def best_per(folder: Path, column: str, data: str | None = None, by: str | None 
     ``n_ruined`` counts the group's ruined books with a finite ``by`` (set aside); a group
     whose books are all ruined keeps its row with ``config_id`` and the statistics null.
     """
-    from ._engine import Evaluator
-    from ._overfit import deflated_sharpe_ratio
-    from ._panel import load_panel
-    from ._results import read_manifest
+    from sweep.engine.workspace import Evaluator
+    from sweep.stats.overfit import deflated_sharpe_ratio
+    from sweep.data.panel import load_panel
+    from sweep.results.schema import read_manifest
 
     manifest = read_manifest(folder)
     trials = pl.read_parquet(folder / "trials.parquet").unique("config_id", keep="first", maintain_order=True)

@@ -29,9 +29,9 @@ import polars as pl
 
 from kernels.metrics import DAYS_PER_YEAR, METRICS
 
-from ._bestper import stationary_indices
-from ._errors import SweepError
-from ._params import LOWER_IS_BETTER, PARAMS, closest, resolve
+from sweep.stats.best_per import stationary_indices
+from sweep.core.errors import SweepError
+from sweep.engine.params import LOWER_IS_BETTER, PARAMS, closest, resolve
 
 SCHEMA_VERSION = 1  # of the JSON object `compare` returns
 N_RESAMPLES = 2000
@@ -170,8 +170,8 @@ def _sort_key(value: float, ruined: bool, lower: bool) -> tuple:
 # --------------------------------------------------------------------------- reading a folder
 
 def _read(folder: str | Path):
-    from ._report import read_results
-    from ._results import read_manifest
+    from sweep.report.page import read_results
+    from sweep.results.schema import read_manifest
 
     folder = Path(folder)
     if folder.suffix == ".parquet" and not folder.is_dir():
@@ -187,7 +187,7 @@ def _read(folder: str | Path):
 
 def _load_panel(res, data: str | None):
     """The panel the study ran on (its fingerprint checked) and the evaluation window ``s, e``."""
-    from ._report import load_study_panel
+    from sweep.report.page import load_study_panel
 
     panel, why = load_study_panel(res, data)
     if panel is None:
@@ -228,8 +228,8 @@ def _order_key(v: Any) -> tuple:
 
 class _Runner:
     def __init__(self, panel, s: int, e: int):
-        from ._engine import Evaluator
-        from ._runner import default_jobs
+        from sweep.engine.workspace import Evaluator
+        from sweep.study.grid import default_jobs
 
         self.jobs = default_jobs()
         self.evaluator = Evaluator(panel, self.jobs)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import importlib
 
-from ._study import Study
+from sweep.study.file import Study
 
-MODULES = {"optuna": "._optuna", "walk_forward": "._walkforward", "monte_carlo": "._montecarlo",
-           "portfolio": "._portfolio"}
+MODULES = {"optuna": "sweep.study.optuna", "walk_forward": "sweep.study.walk_forward",
+           "monte_carlo": "sweep.study.monte_carlo", "portfolio": "sweep.book.portfolio"}
 
 
 def module(kind: str):
-    return importlib.import_module(MODULES[kind], __package__)
+    return importlib.import_module(MODULES[kind])
 
 
 def validate(study: Study) -> None:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._errors import SweepError
+from sweep.core.errors import SweepError
 
 SCHEMA_VERSION = 2
 
