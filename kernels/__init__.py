@@ -3,7 +3,10 @@
 Every panel is a C-contiguous float64 array of shape ``(T, N)`` (days x
 symbols, NaN where there is no data); every kernel is
 ``@njit(cache=True, nogil=True)`` and allocates only its outputs and per-call
-scratch, never inside its inner loops. One module per concern:
+scratch, never inside its inner loops. Related arrays travel as small tuples
+(``(q, funding)``, a ranking, the stacks) and a backtest's daily series as one
+``(N_SERIES, n)`` array with named rows, not as long positional lists. One
+module per concern:
 
 * ``returns``: simple, log and carried-forward returns, the equal-weight market.
 * ``rolling``: trailing-window features (volatility, skewness, kurtosis, beta,

@@ -1,5 +1,10 @@
 """Performance metrics of a daily net-return series (SEMANTICS §9).
 
+A backtest's per-day byproducts travel as one ``(N_SERIES, n)`` array whose
+rows are named by the ``S_*`` constants (``SERIES`` spells them); the metrics
+come out in the order of ``METRICS``, slots named by the ``M_*`` constants, so
+no kernel writes or reads an output by a bare position.
+
 Means and standard deviations are two-pass (mean first, then centred squares)
 so a series of tiny returns keeps its digits; ``std`` is ddof = 1 and every
 annualisation uses 365 days (crypto trades every day).
@@ -34,6 +39,11 @@ M_TOTAL_RETURN, M_CAGR, M_ANN_VOL, M_SHARPE, M_SHARPE_PRE_COST, M_SORTINO, M_MAX
     M_WIN_RATE, M_TURNOVER, M_COST_PAID, M_FUNDING_RETURN, M_AVG_LONG, M_AVG_SHORT, M_AVG_NET_EXPOSURE, \
     M_AVG_GROSS_EXPOSURE, M_N_REBALANCES, M_RUINED = range(N_METRICS)
 DAYS_PER_YEAR = 365.0
+
+# Rows of the daily series array ``portfolio.simulate`` fills and ``compute_metrics`` reads.
+SERIES = ("ret", "ret_pre_cost", "turnover", "cost", "funding", "n_long", "n_short", "net", "gross")
+N_SERIES = len(SERIES)
+S_RET, S_RET_PRE, S_TURNOVER, S_COST, S_FUNDING, S_LONG, S_SHORT, S_NET, S_GROSS = range(N_SERIES)
 
 
 @njit(cache=True, nogil=True)
@@ -74,16 +84,18 @@ def sharpe(x):
 
 
 @njit(cache=True, nogil=True)
-def compute_metrics(R, R_pre, tau, cost, fund, n_long, n_short, net, gross, n_reb, out):
-    """Fill ``out`` (length ``N_METRICS``, in the order of ``METRICS``).
+def compute_metrics(series, n_reb, out):
+    """Fill ``out`` (length ``N_METRICS``, slots ``M_*``) from ``series`` ``(N_SERIES, n)``.
 
-    ``R`` is the net daily return for ``t = s .. e`` and the other series are the
-    per-day byproducts of ``portfolio.simulate``. ``ruined`` is read off ``R``:
-    an open book has ``1 + R > 0`` every day (SEMANTICS §8), so a day with
-    ``R == -1`` exactly is a ruin, and a ruined book's NAV is 0 from then on
+    ``series[S_RET]`` is the net daily return for ``t = s .. e`` and the other
+    rows (``S_*``) the per-day byproducts of ``portfolio.simulate``; ``n_reb``
+    its rebalance count. ``ruined`` is read off the net returns: an open book
+    has ``1 + R > 0`` every day (SEMANTICS §8), so a day with ``R == -1``
+    exactly is a ruin, and a ruined book's NAV is 0 from then on
     (``total_return`` -1, ``cagr`` -1, ``max_drawdown`` -1, ``calmar`` -1 follow
     from the same sums, with no special case).
     """
+    R = series[S_RET]
     n = R.shape[0]
     growth = 1.0
     peak = 1.0
@@ -116,17 +128,17 @@ def compute_metrics(R, R_pre, tau, cost, fund, n_long, n_short, net, gross, n_re
     out[M_CAGR] = cagr
     out[M_ANN_VOL] = sd * np.sqrt(DAYS_PER_YEAR)
     out[M_SHARPE] = m / sd * np.sqrt(DAYS_PER_YEAR) if sd > 0.0 else np.nan
-    out[M_SHARPE_PRE_COST] = sharpe(R_pre)
+    out[M_SHARPE_PRE_COST] = sharpe(series[S_RET_PRE])
     out[M_SORTINO] = m / down * np.sqrt(DAYS_PER_YEAR) if down > 0.0 else np.nan
     out[M_MAX_DRAWDOWN] = mdd
     out[M_CALMAR] = cagr / abs(mdd) if mdd != 0.0 else np.nan
     out[M_WIN_RATE] = wins / nonzero if nonzero > 0 else np.nan
-    out[M_TURNOVER] = tau.sum() * DAYS_PER_YEAR / n
-    out[M_COST_PAID] = cost.sum()
-    out[M_FUNDING_RETURN] = fund.sum()
-    out[M_AVG_LONG] = n_long.mean()
-    out[M_AVG_SHORT] = n_short.mean()
-    out[M_AVG_NET_EXPOSURE] = net.mean()
-    out[M_AVG_GROSS_EXPOSURE] = gross.mean()
+    out[M_TURNOVER] = series[S_TURNOVER].sum() * DAYS_PER_YEAR / n
+    out[M_COST_PAID] = series[S_COST].sum()
+    out[M_FUNDING_RETURN] = series[S_FUNDING].sum()
+    out[M_AVG_LONG] = series[S_LONG].mean()
+    out[M_AVG_SHORT] = series[S_SHORT].mean()
+    out[M_AVG_NET_EXPOSURE] = series[S_NET].mean()
+    out[M_AVG_GROSS_EXPOSURE] = series[S_GROSS].mean()
     out[M_N_REBALANCES] = n_reb
     out[M_RUINED] = ruined

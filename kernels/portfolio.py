@@ -8,10 +8,17 @@ cells instead of ``T * N``.
 The weight path never depends on costs (drift divides by ``1 + P + F``, a
 rebalance sets the target), so the pre-cost series of §8 is ``P + F`` of the
 same pass and needs no second backtest.
+
+Arguments travel in small tuples instead of long positional lists:
+``panels = (q, funding)``, ``ranking = (order, count, ivol, feature)``, and
+the daily outputs as one ``(N_SERIES, n)`` array whose rows are the
+``kernels.metrics.S_*`` constants.
 """
 
 import numpy as np
 from numba import njit
+
+from .metrics import N_SERIES, S_COST, S_FUNDING, S_GROSS, S_LONG, S_NET, S_RET, S_RET_PRE, S_SHORT, S_TURNOVER
 
 # Integer parameters, one row per configuration (``ip``).
 I_RANK = 0  # index into the stack of rankings
@@ -75,26 +82,28 @@ def _target_side(order, t, lo, hi, ivol, use_vol, alloc, w, buffer, mark, tgt, t
 
 
 @njit(cache=True, nogil=True)
-def simulate(q, funding, order, count, ivol, feature, ip, fp, s, e,
-             R, R_pre, tau_out, cost_out, fund_out, n_long, n_short, net, gross,
-             weights_out):
-    """Run one configuration over days ``s .. e`` (inclusive); fill the daily series.
+def simulate(panels, ranking, ip, fp, s, e, series, weights_out):
+    """Run one configuration over days ``s .. e`` (inclusive); fill its daily series.
 
-    ``q`` is the carried-forward return panel with its NaNs (before a listing)
-    replaced by 0, ``funding`` the funding panel with NaNs replaced by 0 or an
-    empty ``(0, 0)`` array; both as ``kernel_panels`` in ``sweep.engine.workspace``
-    prepares them, so the inner loops carry no finiteness tests.
-    ``order``/``count`` are the configuration's ranking, ``ivol`` the ``(T, N)``
-    inverse of the risk-parity volatility (``(0, 0)`` for equal weights),
-    ``feature`` the feature panel (read by threshold selection only).
-    Short weights are negative; the long side gets ``+fp[F_LONG]`` of NAV and
-    the short side ``-fp[F_SHORT]``. Output series have length ``e - s + 1``;
+    ``panels = (q, funding)``: ``q`` is the carried-forward return panel with its
+    NaNs (before a listing) replaced by 0, ``funding`` the funding panel with
+    NaNs replaced by 0 or an empty ``(0, 0)`` array; both as ``kernel_panels`` in
+    ``sweep.engine.workspace`` prepares them, so the inner loops carry no
+    finiteness tests. ``ranking = (order, count, ivol, feature)``: the
+    configuration's ranking, the ``(T, N)`` inverse of the risk-parity
+    volatility (``(0, 0)`` for equal weights) and the feature panel (read by
+    threshold selection only). ``ip``/``fp`` are the parameter rows (``I_*``,
+    ``F_*``). Short weights are negative; the long side gets ``+fp[F_LONG]`` of
+    NAV and the short side ``-fp[F_SHORT]``. ``series`` ``(N_SERIES, e - s + 1)``
+    receives the daily series, one row per ``kernels.metrics.S_*``;
     ``weights_out`` is filled when it has rows (the net book's weights: 0 from
     its ruin on). Returns the rebalance count of the schedule.
 
     A ruined book (§8) has ``R = -1`` on its ruin day and every series 0 after
     it; ``R_pre`` is the pre-cost book's own series, closed on its own ruin day.
     """
+    q, funding = panels
+    order, count, ivol, feature = ranking
     N = q.shape[1]
     has_funding = funding.shape[0] > 0
     use_vol = ip[I_VOL] >= 0
@@ -135,15 +144,8 @@ def simulate(q, funding, order, count, ivol, feature, ip, fp, s, e,
         if is_reb:
             next_reb += k_reb
             n_reb += 1  # the schedule counts a closed book's rebalance days too
-        R[d] = 0.0
-        R_pre[d] = 0.0
-        tau_out[d] = 0.0
-        cost_out[d] = 0.0
-        fund_out[d] = 0.0
-        n_long[d] = 0.0
-        n_short[d] = 0.0
-        net[d] = 0.0
-        gross[d] = 0.0
+        for k in range(N_SERIES):
+            series[k, d] = 0.0
         if record:
             for i in range(N):
                 weights_out[d, i] = 0.0
@@ -161,10 +163,10 @@ def simulate(q, funding, order, count, ivol, feature, ip, fp, s, e,
         g = 1.0 + P + F
         # 3. Ruin by price closes both books (they hold the same weights while open).
         if g <= 0.0:
-            R_pre[d] = -1.0
+            series[S_RET_PRE, d] = -1.0
             if net_open:
-                R[d] = -1.0
-                fund_out[d] = F
+                series[S_RET, d] = -1.0
+                series[S_FUNDING, d] = F
             net_open = False
             pre_open = False
             for j in range(n_held):
@@ -226,23 +228,23 @@ def simulate(q, funding, order, count, ivol, feature, ip, fp, s, e,
                         ns += 1
                     sw += x
                     sa += abs(x)
-        R_pre[d] = P + F
+        series[S_RET_PRE, d] = P + F
         if not net_open:
             continue
         # 5. Net of costs; a cost of the whole NAV or more ruins the net book.
         C = tau * cost_rate
-        tau_out[d] = tau
-        cost_out[d] = C
-        fund_out[d] = F
+        series[S_TURNOVER, d] = tau
+        series[S_COST, d] = C
+        series[S_FUNDING, d] = F
         if C >= 1.0:
-            R[d] = -1.0
+            series[S_RET, d] = -1.0
             net_open = False
             continue
-        R[d] = g * (1.0 - C) - 1.0
-        n_long[d] = nl
-        n_short[d] = ns
-        net[d] = sw
-        gross[d] = sa
+        series[S_RET, d] = g * (1.0 - C) - 1.0
+        series[S_LONG, d] = nl
+        series[S_SHORT, d] = ns
+        series[S_NET, d] = sw
+        series[S_GROSS, d] = sa
         if record:
             for j in range(n_held):
                 weights_out[d, held[j]] = w[held[j]]

@@ -53,12 +53,13 @@ from __future__ import annotations
 
 import datetime
 import os
-import uuid
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+
+from sweep.core.io import write_csv, write_parquet
 
 __all__ = ["synth_panel", "write_synth"]
 
@@ -289,15 +290,4 @@ def write_synth(path: str | os.PathLike, **kwargs) -> None:
     """
     path = Path(path)
     df = synth_panel(**kwargs)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        if path.suffix.lower() == ".csv":
-            df.write_csv(tmp)
-        else:
-            df.write_parquet(tmp)
-        with open(tmp, "rb+") as fh:  # durable before it becomes visible
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    (write_csv if path.suffix.lower() == ".csv" else write_parquet)(df, path)  # sweep.core.io: fsync, rename

@@ -8,10 +8,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from kernels.metrics import METRICS, N_METRICS, compute_metrics
+from kernels.metrics import (METRICS, N_METRICS, N_SERIES, S_COST, S_FUNDING, S_RET, S_RET_PRE, S_TURNOVER,
+                             compute_metrics)
 from kernels.portfolio import I_FEAT, I_RANK, I_VOL, simulate
 
 from sweep.engine.workspace import Workspace, compile_configs, kernel_panels
+from sweep.metrics import extra as extra_metrics
 from sweep.core.errors import SweepError
 from sweep.data.panel import Panel
 from sweep.engine.params import config_id, resolve, warmup_days
@@ -42,7 +44,8 @@ class Result:
 
     ``metrics`` maps every SEMANTICS §9 name to its value; ``returns`` has one
     row per evaluated day (``date``, ``ret`` net of costs, ``ret_pre_cost``,
-    ``turnover``, ``cost``, ``funding``); ``weights`` (when asked for) has a
+    ``turnover``, ``cost``, ``funding``), and ``metrics`` adds each registered extra
+    metric (``sweep.metrics.register``) after them; ``weights`` (when asked for) has a
     ``date`` column and one column per symbol, the weights after the day's
     rebalance.
     """
@@ -76,22 +79,23 @@ def backtest(panel: Panel, *, start=None, end=None, return_weights: bool = False
     comp = compile_configs(ws, [p])
     T, N = panel.shape
     n = e - s + 1
-    series = [np.empty(n) for _ in range(9)]
+    series = np.empty((N_SERIES, n))
     weights = np.empty((n, N)) if return_weights else np.empty((0, 0))
     ip, fp = comp.ip[0], comp.fp[0]
     ivol = comp.ivol_stack[ip[I_VOL]] if ip[I_VOL] >= 0 else np.empty((0, 0))
     feature = comp.feature_stack[ip[I_FEAT]] if ip[I_FEAT] >= 0 else np.empty((0, 0))
-    n_reb = simulate(*kernel_panels(panel), comp.order_stack[ip[I_RANK]],
-                     comp.count_stack[ip[I_RANK]], ivol, feature, ip, fp, s, e, *series, weights)
+    ranking = (comp.order_stack[ip[I_RANK]], comp.count_stack[ip[I_RANK]], ivol, feature)
+    n_reb = simulate(kernel_panels(panel), ranking, ip, fp, s, e, series, weights)
     out = np.empty(N_METRICS)
-    compute_metrics(*series, n_reb, out)
-    R, R_pre, tau, cost, fund = series[:5]
+    compute_metrics(series, n_reb, out)
     dates = panel.dates[s:e + 1]
-    returns = pl.DataFrame({"date": dates, "ret": R, "ret_pre_cost": R_pre, "turnover": tau,
-                            "cost": cost, "funding": fund})
+    returns = pl.DataFrame({"date": dates, "ret": series[S_RET], "ret_pre_cost": series[S_RET_PRE],
+                            "turnover": series[S_TURNOVER], "cost": series[S_COST], "funding": series[S_FUNDING]})
     wdf = None
     if return_weights:
         wdf = pl.DataFrame({"date": dates, **{sym: weights[:, j] for j, sym in enumerate(panel.symbols)}})
     metrics = {name: float(v) for name, v in zip(METRICS, out)}
     metrics["n_rebalances"] = int(out[METRICS.index("n_rebalances")])
+    for m in extra_metrics():
+        metrics[m.name] = float(m.fn(series[S_RET].copy()))
     return Result(params=p, config_id=config_id(p), metrics=metrics, returns=returns, weights=wdf)

@@ -8,41 +8,38 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from dataclasses import dataclass
 from typing import Any
 
+from sweep import factors
 from sweep.core.errors import SweepError
+from sweep.factors import FACTORS  # noqa: F401  (the live registry, re-exported as sweep.FACTORS)
 
 
-@dataclass(frozen=True)
-class Factor:
-    feature: str
-    window: int | None  # default window; None: the feature has none
-    long: str | None  # default long side; None: long-only threshold portfolio
-    min_window: int
-    needs: str | None = None  # optional panel column the feature reads
+class _Choices(dict):
+    """The choices of each choice parameter; ``factor``'s are read from the factor registry
+    on every lookup, so a factor registered after import is a valid choice."""
+
+    def __getitem__(self, name):
+        return factors.names() if name == "factor" else super().__getitem__(name)
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+    def items(self):
+        return ((name, self[name]) for name in self)
+
+    def values(self):
+        return (self[name] for name in self)
 
 
-FACTORS: dict[str, Factor] = {
-    "volatility": Factor("volatility", 30, "low", 2),
-    "kurtosis": Factor("kurtosis", 30, "high", 4),
-    "skewness": Factor("skewness", 30, "low", 3),
-    "beta": Factor("beta", 90, "low", 2),
-    "carry": Factor("carry", 1, "low", 1, needs="funding_rate"),
-    "size": Factor("size", None, "low", 1, needs="market_cap"),
-    "momentum": Factor("momentum", 30, "high", 1),
-    "mean_reversion": Factor("momentum", 3, "low", 1),
-    "days_from_high": Factor("days_from_high", 200, None, 1),
-}
-
-CHOICES: dict[str, tuple[str, ...]] = {
-    "factor": tuple(FACTORS),
+CHOICES: dict[str, tuple[str, ...]] = _Choices({
+    "factor": (),  # read live from sweep.factors
     "long": ("low", "high"),
     "selection": ("quantile", "top_n"),
     "weighting": ("equal", "risk_parity"),
     "hold": ("drift", "constant"),
     "market": ("symbol", "equal_weight"),
-}
+})
 
 # name -> (kind, default). None defaults are resolved per factor in ``resolve``.
 PARAMS: dict[str, tuple[str, Any]] = {
@@ -85,9 +82,6 @@ MINIMUM: dict[str, float] = {
     "top_by_market_cap": 0,
 }
 
-
-# Metrics where smaller is better: a study with one of them as objective minimises it.
-LOWER_IS_BETTER = frozenset({"ann_vol", "turnover", "cost_paid"})
 
 # Far beyond any daily panel, far below the kernels' int64: a larger value is a typo.
 MAX_INT = 1_000_000
@@ -142,7 +136,7 @@ def resolve(params: dict[str, Any], where: str = "parameters", checked: bool = F
     """
     given = params if checked else {name: check_value(name, value, where) for name, value in params.items()}
     out = {name: given.get(name, default) for name, (_, default) in PARAMS.items()}
-    factor = FACTORS[out["factor"]]
+    factor = factors.get(out["factor"])
     if out["window"] is None:
         out["window"] = factor.window if factor.window is not None else 0
     elif factor.window is not None and out["window"] < factor.min_window:
@@ -169,7 +163,7 @@ def resolve(params: dict[str, Any], where: str = "parameters", checked: bool = F
 
 def warmup_days(p: dict[str, Any]) -> int:
     """The largest window a resolved configuration reads (SEMANTICS §7's ``W``)."""
-    factor = FACTORS[p["factor"]]
+    factor = factors.get(p["factor"])
     w = p["window"] if factor.window is not None else 0
     if p["weighting"] == "risk_parity":
         w = max(w, p["vol_window"])

@@ -14,23 +14,16 @@ from typing import Any
 import numpy as np
 
 from kernels import portfolio as K
-from kernels import rolling, selection
-from kernels.returns import equal_weight_market
+from kernels import selection
+from kernels.batch import run_batch
 
-from sweep.core.errors import SweepError
+from sweep import factors, metrics
 from sweep.data.panel import Panel
-from sweep.engine.params import FACTORS
 
 
 def feature_key(p: dict[str, Any]) -> tuple:
-    """What a configuration's feature panel depends on, and nothing else."""
-    f = FACTORS[p["factor"]]
-    if f.feature == "size":
-        return ("size",)
-    if f.feature == "beta":
-        market = p["market_symbol"] if p["market"] == "symbol" else None
-        return ("beta", p["window"], p["market"], market)
-    return (f.feature, p["window"])
+    """What a configuration's feature panel depends on, and nothing else (its factor's cache key)."""
+    return factors.get(p["factor"]).cache_key(p)
 
 
 def ranking_key(p: dict[str, Any]) -> tuple:
@@ -49,49 +42,18 @@ class Workspace:
 
     def check(self, p: dict[str, Any], where: str) -> None:
         """Refuse a configuration the data cannot serve (a missing column or symbol)."""
-        f = FACTORS[p["factor"]]
-        if f.needs:
-            self.panel.field(f.needs, f"the {p['factor']} factor ({where})")
+        factors.get(p["factor"]).validate(self.panel, p, where)
         if p["top_by_market_cap"] > 0:
             self.panel.field("market_cap", f"top_by_market_cap ({where})")
-        if f.feature == "beta" and p["market"] == "symbol" and p["market_symbol"] not in self.panel.symbols:
-            raise SweepError(f"{where}: market_symbol = '{p['market_symbol']}' is not a symbol of "
-                             f"{self.panel.source}")
 
     def feature(self, key: tuple) -> np.ndarray:
         if key not in self._features:
-            self._features[key] = self._compute(key)
+            self._features[key] = factors.compute(self.panel, key)
         return self._features[key]
 
-    def _compute(self, key: tuple) -> np.ndarray:
-        panel = self.panel
-        name = key[0]
-        if name == "size":
-            return panel.field("market_cap", "the size factor")
-        if name == "carry":
-            return rolling.rolling_mean(panel.field("funding_rate", "the carry factor"), key[1])
-        if name == "days_from_high":
-            return rolling.days_from_high(panel.close, key[1])
-        l = panel.log_returns
-        if name == "volatility":
-            return rolling.rolling_std(l, key[1])
-        if name == "skewness":
-            return rolling.rolling_skew(l, key[1])
-        if name == "kurtosis":
-            return rolling.rolling_kurt(l, key[1])
-        if name == "momentum":
-            return rolling.rolling_sum(l, key[1])
-        if name == "beta":
-            _, w, market, symbol = key
-            if market == "symbol":
-                m = np.ascontiguousarray(l[:, panel.symbols.index(symbol)])
-            else:
-                m = equal_weight_market(panel.simple_returns)
-            return rolling.rolling_beta(l, m, w)
-        raise AssertionError(name)
-
     def vol(self, window: int) -> np.ndarray:
-        return self.feature(("volatility", window))
+        # Shared with the volatility factor's feature of the same window.
+        return self.feature(factors.get("volatility").cache_key({"window": window}))
 
     def inverse_vol(self, window: int) -> np.ndarray:
         """``1 / volatility(window)`` (NaN where not positive): risk parity divides once
@@ -134,7 +96,8 @@ class Workspace:
         risk-parity rankings derived from them), each stage in parallel.
         """
         keys = {ranking_key(p) for p in configs}
-        features = {k[0] for k in keys} | {("volatility", k[1]) for k in keys if k[1]}
+        vol = factors.get("volatility")
+        features = {k[0] for k in keys} | {vol.cache_key({"window": k[1]}) for k in keys if k[1]}
         plain = {(k[0], None, k[2], k[3]) for k in keys}
         self.panel.log_returns  # noqa: B018  (computed once, before the threads read it)
         for exclude, top_k in {(k[2], k[3]) for k in keys}:
@@ -179,7 +142,7 @@ def compile_configs(ws: Workspace, configs: list[dict[str, Any]], jobs: int = 1)
         int_row = [0] * K.N_INT
         int_row[K.I_RANK] = ranks.setdefault(ranking_key(p), len(ranks))
         int_row[K.I_VOL] = vols.setdefault(p["vol_window"], len(vols)) if p["weighting"] == "risk_parity" else -1
-        if FACTORS[p["factor"]].long is None:
+        if factors.get(p["factor"]).long is None:
             int_row[K.I_MODE] = K.MODE_THRESHOLD
             int_row[K.I_FEAT] = feats.setdefault(feature_key(p), len(feats))
         else:
@@ -233,6 +196,27 @@ def kernel_panels(panel: Panel) -> tuple[np.ndarray, np.ndarray]:
 NO_BLOCKS = (np.empty((0, 0)), np.empty((0, 0)))  # run_batch without block moments
 
 
+def run_metrics(panels: tuple[np.ndarray, np.ndarray], comp: Compiled, idx: np.ndarray | slice, s: int, e: int,
+                returns_out: np.ndarray, blocks: tuple[np.ndarray, np.ndarray] = NO_BLOCKS) -> np.ndarray:
+    """Every metric of ``sweep.metrics.names()`` for configurations ``idx`` of ``comp``: ``(C, M)``.
+
+    The kernel's metrics come first (``kernels.batch.run_batch``, arguments as
+    there), then each registered extra metric, computed from the configurations'
+    daily net returns: with extra metrics the returns are kept even when
+    ``returns_out`` has no rows (one chunk's ``C x n`` matrix at a time).
+    """
+    extra = metrics.extra()
+    C = comp.ip[idx].shape[0]
+    rets = returns_out
+    if extra and returns_out.shape[0] == 0:
+        rets = np.empty((C, e - s + 1))
+    out = run_batch(panels, comp.stacks(), comp.ip[idx], comp.fp[idx], s, e, rets, blocks)
+    if not extra:
+        return out
+    values = metrics.compute_extra(rets)
+    return np.hstack([out, np.column_stack([values[m.name] for m in extra])])
+
+
 class Evaluator:
     """Runs resolved configurations on one panel over any evaluation window.
 
@@ -263,11 +247,9 @@ class Evaluator:
                    returns: bool = False) -> tuple[np.ndarray, np.ndarray | None, tuple | None]:
         """``run`` plus the per-block sums and sums of squares of the net returns
         (``n_blocks`` contiguous blocks, as ``kernels.cscv.block_moments``)."""
-        from kernels.batch import run_batch
-
         comp = compile_configs(self.workspace, configs, 1)
         C = len(configs)
         rets = np.empty((C, e - s + 1)) if returns else np.empty((0, 0))
         blocks = (np.empty((C, n_blocks)), np.empty((C, n_blocks))) if n_blocks else NO_BLOCKS
-        metrics = run_batch(self.q, self.funding, *comp.stacks(), comp.ip, comp.fp, s, e, rets, *blocks)
-        return metrics, (rets if returns else None), (blocks if n_blocks else None)
+        out = run_batch((self.q, self.funding), comp.stacks(), comp.ip, comp.fp, s, e, rets, blocks)
+        return out, (rets if returns else None), (blocks if n_blocks else None)

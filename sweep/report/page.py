@@ -17,7 +17,8 @@ The provenance (study, data and its fingerprint, window, versions, the study
 file) closes the page. Every table sits in a wrapper that scrolls sideways, so
 the page fits an 800 px window.
 
-What each kind shows (charts named as in ``CHARTS``):
+What each kind shows (charts named as in ``CHARTS``; each kind's section is the function
+the kind registry names as its ``report``, see ``sweep.report.sections``):
 
 * ``grid`` / ``optuna``: verdict of ``sweep.stats.verdict.overall_verdict`` on
   ``summary.json``. ``equity_drawdown``: distinct strategies (the best of each
@@ -55,31 +56,17 @@ display needed.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as dt
 import io
-import os
 from pathlib import Path
 
 from sweep.core.errors import SweepError
-from sweep.report.base import (  # noqa: F401  (the names the page and its tests use)
-    CHARTS,
-    DPI,
-    Chart,
-    Report,
-    Results,
-    esc,
-    html_table,
-    load_study_panel,
-    metric_label,
-    param_label,
-    read_results,
-    yearly_from_nav,
-)
-from sweep.report.charts import equity_chart, heatmap_chart, lines_chart  # noqa: F401
-from sweep.report.kinds import monte_carlo_report, portfolio_report, walk_forward_report
-from sweep.report.search import overfitting_sentences, search_report, yearly_returns  # noqa: F401
+from sweep.core.io import write_bytes
+from sweep.core.version import __version__
+from sweep.report.base import DPI, Chart, Report, esc, metric_label
+from sweep.report.folder import read_results
+from sweep.report.sections import report_module, report_section
 
 CHARTS_SUFFIX = "_charts"
 
@@ -89,40 +76,19 @@ def build_report(folder: str | Path, *, data: str | Path | None = None, funding:
     """Read a results folder, build every chart (matplotlib figures) and the page's blocks."""
     res = read_results(folder)
     rep = Report(res)
-    if res.kind in ("grid", "optuna"):
-        search_report(rep, data, funding, monte_carlo)
-    elif res.kind == "walk_forward":
-        walk_forward_report(rep, data, funding)
-    elif res.kind == "monte_carlo":
-        monte_carlo_report(rep, data, funding)
-    else:
-        portfolio_report(rep, data, funding)
-    provenance(rep)
+    report_section(res.kind)(rep, data=data, funding=funding, monte_carlo=monte_carlo)
+    provenance(rep, report_module(res.kind))
     return rep
 
 
-def provenance(rep: Report) -> None:
-    """Where the numbers came from: the page's last section."""
+def provenance(rep: Report, module) -> None:
+    """Where the numbers came from: the page's last section (``module``: the kind's report module)."""
     res, m = rep.results, rep.results.manifest
     d = m.get("data") or {}
     start, end = res.window
     days = (m.get("evaluation_window") or {}).get("days")
-    count = m.get("configurations")
-    counts = f"{count:,} configurations" if isinstance(count, int) else "?"
-    if res.kind == "optuna":
-        counts += f" from {m.get('n_trials', '?')} trials ({(m.get('optuna') or {}).get('sampler', '?')} sampler)"
-    elif res.kind == "monte_carlo":
-        mc = m.get("monte_carlo") or {}
-        counts += (f" x {mc.get('method', '?')} samples = {m.get('backtests', '?'):,} backtests"
-                   if isinstance(m.get("backtests"), int) else "")
-    elif res.kind == "walk_forward":
-        wf = m.get("walk_forward") or {}
-        counts = (f"{wf.get('candidates', '?')} candidates x {wf.get('folds', '?')} folds (train "
-                  f"{wf.get('train_days', '?')} days, test {wf.get('test_days', '?')}, step "
-                  f"{wf.get('step_days', '?')}{', anchored' if wf.get('anchored') else ''}; inner "
-                  f"{wf.get('inner', 'grid')})")
-    elif res.kind == "portfolio":
-        counts = f"{count} sleeves" if isinstance(count, int) else "?"
+    counts = getattr(module, "counts", None)
+    extra = getattr(module, "provenance_rows", None)
     versions = ", ".join(f"{k} {v}" for k, v in (m.get("versions") or {}).items())
     rows = [
         ("study", f"{res.name} ({(m.get('study') or {}).get('path', '?')})"),
@@ -132,13 +98,12 @@ def provenance(rep: Report) -> None:
         ("data", f"{d.get('path', '?')}: {d.get('days', '?')} days x {d.get('symbols', '?')} symbols, "
                  f"{d.get('first_date', '?')} .. {d.get('last_date', '?')}, fingerprint {d.get('fingerprint', '?')}"),
         ("evaluation window", f"{start} .. {end}" + (f" ({days} days)" if days else "")),
-        ("configurations", counts),
+        ("configurations", counts(res) if counts else str(m.get("configurations", "?"))),
         ("versions", versions or "?"),
         ("created", str(m.get("created", "?"))),
     ]
-    if res.kind == "portfolio":
-        rows.insert(2, ("results", ", ".join(str(r) for r in ((res.summary or {}).get("provenance") or {})
-                                              .get("results", []))))
+    if extra is not None:
+        rows[2:2] = extra(res)
     if res.study_table.get("description"):
         rows.insert(1, ("description", str(res.study_table["description"])))
     body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
@@ -191,8 +156,6 @@ def render_html(rep: Report, images: dict[str, bytes], charts_dir: str) -> str:
         else:
             parts.append(b)
     parts += rep.provenance
-    from sweep import __version__
-
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     title = f"{rep.results.name}: {rep.results.kind} report"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -200,16 +163,6 @@ def render_html(rep: Report, images: dict[str, bytes], charts_dir: str) -> str:
             f"<style>{CSS}</style></head><body>\n" + "\n".join(parts)
             + f"\n<footer>Written by sweep {__version__} on {now} from {esc(rep.results.folder)}; the charts are "
               f"also in {esc(charts_dir)}/ as PNG files.</footer>\n</body></html>\n")
-
-
-def _write_bytes(data: bytes, path: Path) -> None:
-    # Atomic, as sweep.core.io's writers: a reader sees the old file or the new one.
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def charts_folder(out_html: Path) -> Path:
@@ -236,39 +189,11 @@ def write_report(folder: str | Path, out_html: str | Path | None = None, *, data
         cdir.mkdir(exist_ok=True)
         images = {name: _png(c.figure) for name, c in rep.charts.items()}
         for name, png in images.items():
-            _write_bytes(png, cdir / f"{name}.png")
+            write_bytes(png, cdir / f"{name}.png")
         for old in cdir.glob("*.png"):
             if old.stem not in images:
                 old.unlink()
-        _write_bytes(render_html(rep, images, cdir.name).encode("utf-8"), out)
+        write_bytes(render_html(rep, images, cdir.name).encode("utf-8"), out)
     except OSError as exc:
         raise SweepError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
     return out
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``sweep report`` to the CLI's subparsers (their ``parser_class`` raises ``SweepError``)."""
-    p = subparsers.add_parser(
-        "report", help="write an HTML report with charts of a results folder",
-        description="Write one self-contained HTML page (charts embedded, no network needed) of a results "
-                    "folder of any kind, with the charts also as PNG files in <name>_charts/ beside it.")
-    p.add_argument("results", help="results folder (what `sweep run` wrote)")
-    p.add_argument("--out", metavar="FILE.html", help="HTML file to write (default RESULTS/report.html)")
-    p.add_argument("--data", help="the study's data file, if it moved since the run (to rerun the best)")
-    p.add_argument("--funding", help="the study's separate funding table, if it had one and it moved")
-    p.add_argument("--monte-carlo", metavar="FOLDER", dest="monte_carlo",
-                   help="monte_carlo results folder whose q05..q95 band to draw (default: a sibling folder "
-                        "on the same data sharing configurations)")
-    return p
-
-
-def command(args) -> int:
-    """Run ``sweep report``; print where the page went and which charts were skipped."""
-    out = write_report(args.results, getattr(args, "out", None), data=getattr(args, "data", None),
-                       funding=getattr(args, "funding", None), monte_carlo=getattr(args, "monte_carlo", None))
-    n = len(list(charts_folder(out).glob("*.png")))
-    print(f"wrote {out} ({n} chart{'s' if n != 1 else ''}, also as PNG in {charts_folder(out)}/)")
-    return 0

@@ -1,7 +1,7 @@
 """The report of a search (a grid or an Optuna study): the answer first (the best book that
 was not ruined, its key figures and one overall verdict), then the best strategies' equity,
-the ranking, the verdict's detail, each factor on its own, and the charts over the swept
-parameters."""
+the ranking, the overfitting statistics in words, each factor on its own, and the charts
+over the swept parameters."""
 
 from __future__ import annotations
 
@@ -14,38 +14,58 @@ import numpy as np
 import polars as pl
 
 from kernels.metrics import DAYS_PER_YEAR
-
-from sweep.core.errors import SweepError
+from sweep.report.answer import key_metrics_table, verdict_block
 from sweep.report.base import (
     KEY_METRICS,
     TOP_EQUITY,
     TOP_TABLE,
     Report,
-    Results,
-    coverage_sentence,
     dedup,
     esc,
     fmt,
     html_table,
-    load_study_panel,
     metric_name,
     ranked,
-    read_results,
     ruined_mask,
     set_aside_sentence,
     short,
     show,
     swept,
-    yearly_from_nav,
 )
-from sweep.report.charts import equity_chart, heatmap_chart, lines_chart
-from sweep.results.schema import read_manifest
+from sweep.report.equity import equity_chart, yearly_table
+from sweep.report.folder import (
+    Results,
+    coverage_sentence,
+    load_study_panel,
+    read_parquet,
+    require,
+)
+from sweep.report.heatmap import heatmap_chart
+from sweep.report.lines import lines_chart, monte_carlo_band
 from sweep.stats.verdict import DSR_BAR, PBO_BAR, RULE, overall_verdict
 
+CHARTS = ("equity_drawdown", "heatmap", "objective_vs_rebalance_days")
 MAX_FACTOR_CURVES = 4  # a multi-factor equity chart: the best strategy of at most this many factors
 
 
-def search_report(rep: Report, data, funding, monte_carlo) -> None:
+def read_tables(folder: Path, objective: str) -> tuple[dict[str, pl.DataFrame], None]:
+    p = folder / "trials.parquet"
+    trials = read_parquet(p)
+    require(trials, p, ["config_id", objective])
+    return {"trials": trials}, None
+
+
+def counts(res: Results) -> str:
+    m = res.manifest
+    count = m.get("configurations")
+    text = f"{count:,} configurations" if isinstance(count, int) else "?"
+    if res.kind == "optuna":
+        text += f" from {m.get('n_trials', '?')} trials ({(m.get('optuna') or {}).get('sampler', '?')} sampler)"
+    return text
+
+
+def section(rep: Report, *, data=None, funding=None, monte_carlo=None) -> None:
+    """The report of a grid or an Optuna study (the registry's ``report`` of both kinds)."""
     res = rep.results
     trials = dedup(res.tables["trials"])
     names = swept(trials, res.axes)
@@ -108,21 +128,6 @@ def answer(rep: Report, row: dict[str, Any] | None, names: list[str], set_aside:
     rep.verdict = verdict.label
 
 
-def key_metrics_table(row: dict[str, Any], objective: str) -> str:
-    cols = [m for m in dict.fromkeys((objective,) + KEY_METRICS) if m in row]
-    return html_table([metric_name(m) for m in cols], [[fmt(row[m], m) for m in cols]], "key-metrics", "key")
-
-
-def verdict_block(label: str, sentence: str, rule: str) -> str:
-    cls = {"credible": "good", "holds up": "good", "established": "good", "doubtful": "mixed", "mixed": "mixed",
-           "not assessed": "none"}.get(label, "bad")
-    if sentence.lower().startswith(label.lower() + ":"):  # the sentence opens with the label: say it once
-        sentence = sentence[len(label) + 1:].lstrip()
-        sentence = sentence[:1].upper() + sentence[1:]
-    return (f'<div id="verdict" class="verdict {cls}"><p><b>Verdict: {esc(label)}.</b> {esc(sentence)}</p>'
-            f'<p class="rule">{esc(rule)}</p></div>')
-
-
 # --------------------------------------------------------------------------- strategies and reruns
 
 
@@ -144,10 +149,12 @@ def strategies(best: pl.DataFrame, names: list[str], by_factor: bool) -> list[di
     return out
 
 
+
 def row_params(row: dict[str, Any], res: Results) -> dict[str, Any]:
     from sweep.engine.params import PARAMS
 
     return {k: row[k] for k in res.params if k in PARAMS and k in row and row[k] is not None}
+
 
 
 def rerun(res: Results, rows: list[dict[str, Any]], panel):
@@ -163,6 +170,7 @@ def rerun(res: Results, rows: list[dict[str, Any]], panel):
     return out
 
 
+
 def check_reruns(rep: Report, runs) -> None:
     obj = rep.results.objective
     for label, _, result, row in runs:
@@ -170,48 +178,6 @@ def check_reruns(rep: Report, runs) -> None:
         if not (abs(got - want) <= 1e-9 * max(1.0, abs(want))):
             rep.p(f"Warning: rerun, configuration {label} ({row['config_id']}) gives {obj} {got:.6g}, the results "
                   f"table {want:.6g}: the engine changed since the study ran; rerun the study.", "notice")
-
-
-def yearly_returns(result) -> list[tuple[int, str, str, float | None]]:
-    """Calendar-year net returns of a rerun, read off its NAV (see ``yearly_from_nav``)."""
-    r = result.returns
-    return yearly_from_nav(r["date"].to_numpy(), r["ret"].to_numpy())
-
-
-def yearly_table(rep: Report, runs, names: list[str], series=None) -> None:
-    """Calendar-year returns, one column per strategy: ``runs`` as ``rerun`` gives them, or
-    ``series`` as ``[(column title, id, dates, returns)]``."""
-    if series is None:
-        series = [(f"{label} {short(p, names)}", row["config_id"], r.returns["date"].to_numpy(),
-                   r.returns["ret"].to_numpy()) for label, p, r, row in runs]
-    years: dict[int, dict[str, tuple[str, str, float | None]]] = {}
-    totals = []
-    for _, sid, dates, ret in series:
-        for year, first, last, v in yearly_from_nav(dates, ret):
-            years.setdefault(year, {})[sid] = (first, last, v)
-        totals.append(float(np.prod(1.0 + np.asarray(ret))) - 1.0)
-    rows = []
-    for year in sorted(years):
-        spans = {v[:2] for v in years[year].values()}
-        first, last = min(s[0] for s in spans), max(s[1] for s in spans)
-        part = f" ({first[5:]} .. {last[5:]})" if first != f"{year}-01-01" or last != f"{year}-12-31" else ""
-        cells = [f"<th>{year}{esc(part)}</th>"]
-        for _, sid, _, _ in series:
-            v = years[year].get(sid)
-            if v is None:
-                cells.append("<td>-</td>")
-            elif v[2] is None:
-                cells.append(f'<td data-config="{esc(sid)}" data-year="{year}" data-value="closed">closed</td>')
-            else:
-                cells.append(f'<td data-config="{esc(sid)}" data-year="{year}" data-value="{v[2]!r}" '
-                             f'class="{"neg" if v[2] < 0 else "pos"}">{v[2]:.1%}</td>')
-        rows.append(cells)
-    rows.append(["<th>whole window</th>"] + [f"<td>{fmt(t, 'total_return')}</td>" for t in totals])
-    start, end = rep.results.window
-    rep.p(f"Calendar-year net returns, {start} .. {end}: the NAV at the year's last day over the NAV at the "
-          "previous year's last day, minus 1 (net of fees, slippage and funding); a partial year shows its dates; "
-          "'closed': the book was ruined in an earlier year.")
-    rep.blocks.append(html_table(["year"] + [s[0] for s in series], rows, "yearly-returns", raw=True))
 
 
 # --------------------------------------------------------------------------- the ranking and its statistics
@@ -228,6 +194,7 @@ def best_table(rep: Report, best: pl.DataFrame, n_all: int, names: list[str]) ->
           f"{res.objective}, {start} .. {end}, net of fees, slippage and funding (sharpe_pre_cost: before fees "
           "and slippage).")
     rep.table(["#"] + names + shown, rows, "best")
+
 
 
 def overfitting_sentences(summary: dict[str, Any] | None) -> list[str]:
@@ -295,6 +262,7 @@ def moments(r: np.ndarray) -> tuple[float, float, float]:
     return float(r.mean()) / sd, float(np.mean(d ** 3)) / m2 ** 1.5, float(np.mean(d ** 4)) / m2 ** 2
 
 
+
 def factor_dsr(returns: np.ndarray, group_sharpes: np.ndarray, all_sharpes: np.ndarray) -> tuple[float, float]:
     """The deflated Sharpe of a factor's best book: deflated by that factor's own trials
     (``group_sharpes``, annualised) and by every trial of the study (pooled)."""
@@ -308,6 +276,7 @@ def factor_dsr(returns: np.ndarray, group_sharpes: np.ndarray, all_sharpes: np.n
         out.append(deflated_sharpe_ratio(sr, len(s), var, len(returns), skew, kurt)
                    if math.isfinite(sr) else math.nan)
     return out[0], out[1]
+
 
 
 def factor_sections(rep: Report, trials: pl.DataFrame, best: pl.DataFrame, panel, why: str,
@@ -346,62 +315,3 @@ def factor_sections(rep: Report, trials: pl.DataFrame, best: pl.DataFrame, panel
                  "passes" if pooled >= DSR_BAR else "fails"]]
         rep.blocks.append(html_table(["deflated Sharpe", "trials deflated for", "value", f"bar {DSR_BAR}"], rows,
                                      f"dsr-{factor}"))
-
-
-# --------------------------------------------------------------------------- the Monte Carlo band
-
-
-def monte_carlo_band(res: Results, explicit):
-    """A function giving the q05..q95 band of a point of the lines chart, from a Monte Carlo
-    study of exactly that configuration on the same data, window and objective, or None; and
-    a sentence about it. A point that averages several configurations has no band: no Monte
-    Carlo study sampled that average. A study of the ``phase`` method is not used: its
-    samples are other phases, not resamples of this configuration."""
-    fp = (res.manifest.get("data") or {}).get("fingerprint")
-    cands: list[tuple[Path, dict[str, Any]]] = []
-    if explicit is not None:
-        other = read_results(explicit)
-        if other.kind != "monte_carlo":
-            raise SweepError(f"--monte-carlo {explicit}: a {other.kind} results folder, not a monte_carlo one")
-        cands.append((other.folder, other.manifest))
-    else:
-        here = res.folder.resolve()
-        for sib in sorted(p for p in here.parent.iterdir() if p.is_dir() and p != here):
-            try:
-                m = read_manifest(sib, required=True)
-            except SweepError:
-                continue  # a neighbour's broken, older or unrelated folder is not this report's business
-            if (m.get("study") or {}).get("kind") == "monte_carlo" and (m.get("data") or {}).get("fingerprint") == fp:
-                cands.append((sib, m))
-    why = []
-    for folder, m in cands:
-        mcm = m.get("monte_carlo") or {}
-        if (m.get("study") or {}).get("objective", "sharpe") != res.objective:
-            why.append(f"{folder.name} ranks by another objective")
-            continue
-        w = m.get("evaluation_window") or {}
-        if (str(w.get("start")), str(w.get("end"))) != res.window:
-            why.append(f"{folder.name} sampled another window ({w.get('start')} .. {w.get('end')})")
-            continue
-        if mcm.get("method") == "phase":
-            why.append(f"{folder.name} samples phases, not resamples of one book")
-            continue
-        try:
-            s = pl.read_parquet(folder / "summary.parquet", columns=["config_id", "q05", "q95"])
-        except (OSError, pl.exceptions.PolarsError):
-            why.append(f"{folder.name}'s summary.parquet is unreadable")
-            continue
-        table = {c: (lo, hi) for c, lo, hi in s.iter_rows() if lo is not None and hi is not None}
-        if not table:
-            continue
-
-        def band(ids: list[str], table=table):
-            return table.get(ids[0]) if len(ids) == 1 else None
-
-        note = (f"Bars: the 5 %..95 % range of {res.objective} over {mcm.get('n_samples', '?')} "
-                f"{mcm.get('method', '?')} samples from {folder.name} ({w.get('start')} .. {w.get('end')}).")
-        return band, note
-    where = explicit if explicit is not None else "beside this one"
-    return None, (f"No Monte Carlo band: no monte_carlo results folder {where} samples these configurations on this "
-                  "window and objective" + (f" ({'; '.join(why)})" if why else "")
-                  + "; run one, or pass --monte-carlo FOLDER.")

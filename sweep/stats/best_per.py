@@ -22,7 +22,8 @@ import polars as pl
 from kernels.metrics import DAYS_PER_YEAR
 
 from sweep.core.errors import SweepError
-from sweep.engine.params import LOWER_IS_BETTER, PARAMS, resolve
+from sweep.engine.params import PARAMS, resolve
+from sweep.metrics import lower_is_better
 
 BOOT_SAMPLES = 1000
 BOOT_BLOCK_DAYS = 20  # mean block length: keeps a few weeks of autocorrelation
@@ -91,7 +92,7 @@ def best_per(folder: Path, column: str, data: str | None = None, by: str | None 
         group = group.filter(pl.col(objective).cast(pl.Float64).is_finite())
         if group.height == 0:
             continue
-        alive = group.filter(~ruined).sort(objective, descending=objective not in LOWER_IS_BETTER,
+        alive = group.filter(~ruined).sort(objective, descending=not lower_is_better(objective),
                                            maintain_order=True)
         row: dict[str, Any] = {column: value, **{k: None for k in swept}, "config_id": None, "sharpe": None,
                                "dsr": None, "n_configs": group.height, "n_ruined": group.height - alive.height}

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from sweep.engine.params import LOWER_IS_BETTER
+from sweep import metrics
 
 
 def minimises(objective: str) -> bool:
     """Whether a smaller value of ``objective`` is better."""
-    return objective in LOWER_IS_BETTER
+    return metrics.lower_is_better(objective)
 
 
 def best_index(values: np.ndarray, objective: str, ruined: np.ndarray | None = None) -> int:

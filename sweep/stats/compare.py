@@ -16,7 +16,6 @@ slippage_bps = 0``, funding kept).
 
 from __future__ import annotations
 
-import argparse
 import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -28,10 +27,11 @@ import numpy as np
 import polars as pl
 
 from kernels.metrics import DAYS_PER_YEAR, METRICS
-
-from sweep.stats.best_per import stationary_indices
 from sweep.core.errors import SweepError
-from sweep.engine.params import LOWER_IS_BETTER, PARAMS, closest, resolve
+from sweep.engine.params import PARAMS, closest, resolve
+from sweep.metrics import lower_is_better
+from sweep.stats.best_per import stationary_indices
+from sweep.stats.compare_verdict import PRE_COST, SERIES, from_returns, verdict
 
 SCHEMA_VERSION = 1  # of the JSON object `compare` returns
 N_RESAMPLES = 2000
@@ -39,20 +39,9 @@ BLOCK_DAYS = 20
 SEED = 0
 CHUNK = 256  # configurations per kernel call: bounds the (configs x days) return matrix
 
-PERCENT = frozenset({"total_return", "cagr", "ann_vol", "max_drawdown", "win_rate", "cost_paid",
-                     "funding_return"})
-LABEL = {"sharpe": "Sharpe", "sharpe_pre_cost": "pre-cost Sharpe", "sortino": "Sortino", "cagr": "CAGR",
-         "calmar": "Calmar", "max_drawdown": "max drawdown", "total_return": "total return",
-         "ann_vol": "volatility", "win_rate": "win rate"}
-
 
 # --------------------------------------------------------------------------- section 9 on rows
 
-# The metrics computed from a daily return series R; sharpe_pre_cost is `sharpe` of the
-# pre-cost series. Every other metric of METRICS is not computed from R: a tranche's
-# is the mean over its phase books (`ruined`: all of them ruined).
-SERIES = ("total_return", "cagr", "ann_vol", "sharpe", "sortino", "max_drawdown", "calmar", "win_rate")
-PRE_COST = {"sharpe_pre_cost": "sharpe"}  # metric -> the SERIES metric of the pre-cost series
 assert set(SERIES) | set(PRE_COST) <= set(METRICS)
 
 
@@ -87,11 +76,6 @@ def series_metric(name: str, R: np.ndarray) -> np.ndarray:
             nonzero = (R != 0).sum(axis=1)
             return np.where(nonzero > 0, (R > 0).sum(axis=1) / nonzero, np.nan)
     raise KeyError(name)
-
-
-def from_returns(metric: str) -> bool:
-    """Whether ``metric`` is computed from a daily return series (so it can be bootstrapped)."""
-    return metric in SERIES or metric in PRE_COST
 
 
 # --------------------------------------------------------------------------- tranche books
@@ -170,29 +154,30 @@ def _sort_key(value: float, ruined: bool, lower: bool) -> tuple:
 # --------------------------------------------------------------------------- reading a folder
 
 def _read(folder: str | Path):
-    from sweep.report.page import read_results
-    from sweep.results.schema import read_manifest
+    from sweep.results import ResultsFolder
 
     folder = Path(folder)
     if folder.suffix == ".parquet" and not folder.is_dir():
         folder = folder.parent
-    manifest = read_manifest(folder)
+    if not folder.is_dir():
+        raise SweepError(f"{folder}: no such results folder")
+    res = ResultsFolder(folder)
+    manifest = res.manifest()
     kind = (manifest.get("study") or {}).get("kind")
     if kind != "grid":
         raise SweepError(f"{folder}: a {kind} study; sweep compare reads grid results only "
                          "(run the parameter as a [grid] axis)")
-    res = read_results(folder)
     return folder, manifest, res
 
 
-def _load_panel(res, data: str | None):
+def _load_panel(folder: Path, manifest: dict[str, Any], data: str | None):
     """The panel the study ran on (its fingerprint checked) and the evaluation window ``s, e``."""
-    from sweep.report.page import load_study_panel
+    from sweep.results.data import load_study_panel
 
-    panel, why = load_study_panel(res, data)
+    panel, why = load_study_panel(manifest, folder, data)
     if panel is None:
         raise SweepError(why)
-    window = res.manifest["evaluation_window"]
+    window = manifest["evaluation_window"]
     return panel, panel.day_index(window["start"], "evaluation start"), panel.day_index(window["end"], "evaluation end")
 
 
@@ -229,7 +214,7 @@ def _order_key(v: Any) -> tuple:
 class _Runner:
     def __init__(self, panel, s: int, e: int):
         from sweep.engine.workspace import Evaluator
-        from sweep.study.grid import default_jobs
+        from sweep.run.pool import default_jobs
 
         self.jobs = default_jobs()
         self.evaluator = Evaluator(panel, self.jobs)
@@ -243,7 +228,7 @@ class _Runner:
         self.evaluator.prepare(configs)
         size = max(1, min(CHUNK, math.ceil(len(configs) / self.jobs)))
         chunks = [configs[i:i + size] for i in range(0, len(configs), size)]
-        run = lambda c: self.evaluator.run(c, self.s, self.e, returns=True)[1]  # noqa: E731
+        run = lambda c: self.evaluator.run(c, self.s, self.e, returns=True)[1]
         if len(chunks) == 1:
             return run(chunks[0])
         with ThreadPoolExecutor(min(self.jobs, len(chunks))) as pool:
@@ -300,7 +285,7 @@ def tranche_slice(folder: str | Path, param: str, where: dict[str, Any] | None =
     values: the best tranche objective among variants not ruined (SEMANTICS §10).
     """
     folder, manifest, res = _read(folder)
-    trials = res.tables["trials"]
+    trials = res.table("trials.parquet")
     objective = by or manifest["study"]["objective"]
     if objective not in METRICS or objective == "ruined":
         raise SweepError(f"--by {objective!r} is not a metric to compare by"
@@ -332,8 +317,8 @@ def tranche_slice(folder: str | Path, param: str, where: dict[str, Any] | None =
             variants.setdefault(tuple(_key(row[c]) for c in [*others, param]), []).append(row)
     for rows in variants.values():
         rows.sort(key=lambda r: r.get("phase") or 0)
-    lower = objective in LOWER_IS_BETTER
-    panel, s, e = _load_panel(res, data)
+    lower = lower_is_better(objective)
+    panel, s, e = _load_panel(folder, manifest, data)
     runner = _Runner(panel, s, e)
     slices = {k[:-1] for k in variants}
     if len(slices) > 1:
@@ -384,7 +369,7 @@ def compare(folder: str | Path, param: str, value: Any = None, where: dict[str, 
 
 def summarise(sl: Slice, value: Any = None) -> dict[str, Any]:
     """``compare``'s object for a slice already built."""
-    lower = sl.objective in LOWER_IS_BETTER
+    lower = lower_is_better(sl.objective)
     trs = sl.tranches
     obj = np.array([tr.metrics[sl.objective] for tr in trs])
     ruined = np.array([tr.metrics["ruined"] == 1.0 for tr in trs])
@@ -419,7 +404,7 @@ def summarise(sl: Slice, value: Any = None) -> dict[str, Any]:
            "where": {k: _plain(v) for k, v in sl.where.items()}, "best": _plain(trs[best].value),
            "n_resamples": N_RESAMPLES, "block_days": BLOCK_DAYS, "seed": SEED, "values": rows}
     periods = [int(tr.rows[0].get("rebalance_days") or PARAMS["rebalance_days"][1]) for tr in trs]
-    out["verdict"] = _verdict(out, best, target, ranks, periods)
+    out["verdict"] = verdict(out, best, target, ranks, periods)
     return out
 
 
@@ -437,140 +422,3 @@ def _plain(v: Any) -> Any:
 
 def _num(x: float) -> float | None:
     return None if math.isnan(float(x)) else float(x)
-
-
-# --------------------------------------------------------------------------- words
-
-def _ordinal(k: int) -> str:
-    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
-
-
-def _fmt(metric: str, x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    scale, unit, digits = (100.0, " %", 1) if metric in PERCENT else (1.0, "", 2)
-    v = x * scale
-    if v != 0 and abs(v) < 0.5 * 10 ** -digits:  # never print a non-zero bound as 0.00
-        return f"{v:.1g}{unit}"
-    return f"{v:.{digits}f}{unit}"
-
-
-def _apart(row: dict[str, Any]) -> bool:
-    """Whether the 90 % interval of the value's difference from the best excludes zero."""
-    lo, hi = row["diff_q05"], row["diff_q95"]
-    return lo is not None and hi is not None and (lo > 0 or hi < 0)
-
-
-def _verdict(obj: dict[str, Any], best: int, target: int, ranks: list[int], periods: list[int]) -> str:
-    """The sentence a researcher can act on: where the value ranks, and whether the data
-    tell it apart from the best (or, for the best, from the runner-up)."""
-    P, metric, rows = obj["param"], obj["objective"], obj["values"]
-    label, k = LABEL.get(metric, metric), len(rows)
-    b, t = rows[best], rows[target]
-    f = lambda x: _fmt(metric, x)  # noqa: E731
-    if target == best:
-        r = rows[min((j for j in range(k) if j != best), key=lambda j: (ranks[j], j))]
-        text = (f"{P} = {b['value']} ranks 1st of {k} with a tranche {label} of {f(b['objective'])}; "
-                f"the runner-up {r['value']} has {f(r['objective'])}")
-        versus, pair = r, (b["value"], r["value"])
-        interval = f"the 90 % interval of {r['value']} minus {b['value']}"
-    else:
-        text = (f"{P} = {t['value']} ranks {_ordinal(t['rank'])} of {k}"
-                + (" (ruined: every phase book's NAV reached zero)" if t["ruined"] else "")
-                + f"; its tranche {label} {f(t['objective'])} against {f(b['objective'])} at {b['value']}")
-        versus, pair = t, (b["value"], t["value"])
-        interval = "the 90 % interval of the difference"
-    if not from_returns(metric):
-        text += f". {label} is not computed from daily returns, so there is no bootstrap interval."
-    else:
-        text += f"; {interval}, {f(versus['diff_q05'])} .. {f(versus['diff_q95'])}, "
-        text += (f"excludes zero: on these data {pair[0]} is better than {pair[1]}" if _apart(versus)
-                 else "includes zero: these data cannot tell them apart")
-        if target == best:
-            n_apart = sum(_apart(x) for j, x in enumerate(rows) if j != best)
-            text += (f" ({n_apart} of the other {k - 1} values are told apart from {b['value']}; "
-                     f"P(best) {_p(b['p_best'])} for {b['value']}).")
-        else:
-            text += f" (P(best) {_p(t['p_best'])} for {t['value']})." if _apart(t) else "."
-    if t["n_phases"] > 1:
-        text += (f" Phase alone moves {t['value']}'s {label} from {f(t['phase_min'])} to "
-                 f"{f(t['phase_max'])} ({t['n_phases']} phases).")
-    elif periods[target] > 1:
-        text += (f" Only one phase of {P} = {t['value']} was run, so its timing luck is not measured "
-                 "(phase = \"all\" in [grid] measures it).")
-    n_ruined = sum(r["ruined"] for r in rows)
-    return text + (f" {n_ruined} of the {k} values {'was' if n_ruined == 1 else 'were'} ruined and rank last."
-                   if n_ruined else "")
-
-
-def _p(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
-
-
-# --------------------------------------------------------------------------- command line
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``sweep compare`` to the CLI's subparsers (their ``parser_class`` raises ``SweepError``)."""
-    p = subparsers.add_parser(
-        "compare", help="compare the values of one parameter of a grid as tranche books",
-        description="For each value of a grid parameter (usually rebalance_days): the tranche book over the "
-                    "phases the study ran (SEMANTICS §10), its objective, the spread over the single-phase "
-                    "books, its rank, and from a paired stationary bootstrap of days "
-                    f"({N_RESAMPLES:,} resamples, {BLOCK_DAYS}-day mean blocks, seed {SEED}) the probability "
-                    "that it is the best and the 90 % interval of its objective minus the best value's.")
-    p.add_argument("results", help="results folder of a grid study (what `sweep run` wrote)")
-    p.add_argument("--param", required=True, help="the parameter whose values are compared")
-    p.add_argument("--value", help="the value the verdict is about (default: the best, against the runner-up)")
-    p.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
-                   help="hold another parameter at this value (repeatable; default: the best variant's)")
-    p.add_argument("--by", help="metric to compare by (default: the study's objective)")
-    p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
-    p.add_argument("--data", help="the study's data file, if it moved since the run")
-    return p
-
-
-def command(args) -> int:
-    import json
-
-    where: dict[str, str] = {}
-    for item in args.where:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise SweepError(f"--where {item!r}: expected KEY=VALUE (e.g. --where window=30)")
-        where[key.strip()] = text.strip()
-    sl = tranche_slice(args.results, args.param, where, args.by, args.data)
-    out = summarise(sl, args.value)
-    if args.json:
-        print(json.dumps(out, indent=2, allow_nan=False))
-    else:
-        _print(sl, out)
-    return 0
-
-
-def _print(sl: Slice, out: dict[str, Any]) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    metric = out["objective"]
-    held = ", ".join(f"{k}={v}" for k, v in out["where"].items()) or "nothing else swept"
-    table = Table(title=escape(f"{sl.folder.name}: {out['param']} by tranche {metric}; held: {held}"),
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, caption_justify="left",
-                  caption=f"phase mean/min/max: over the single-phase books; P(best) and the difference from "
-                          f"the best ({out['best']}, marked *) by {out['n_resamples']} resamples, "
-                          f"{out['block_days']}-day blocks; ! = ruined (every phase book's NAV reached zero)")
-    heads = (out["param"], "phases", "tranche", "phase\nmean", "phase\nmin", "phase\nmax", "rank", "P(best)",
-             "diff\nq05", "diff\nq95")
-    for col in heads:  # a header is never cut: each column is at least as wide as its widest word
-        table.add_column(col, justify="left" if col == out["param"] else "right", no_wrap=True,
-                         min_width=max(len(w) for w in col.split()))
-    cell = lambda x: "-" if x is None else _fmt(metric, x)  # noqa: E731
-    for r in out["values"]:
-        mark = (" *" if r["value"] == out["best"] else "") + (" !" if r["ruined"] else "")
-        table.add_row(escape(str(r["value"])) + mark, str(r["n_phases"]), cell(r["objective"]), cell(r["phase_mean"]),
-                      cell(r["phase_min"]), cell(r["phase_max"]), str(r["rank"]), _p(r["p_best"]),
-                      cell(r["diff_q05"]), cell(r["diff_q95"]))
-    console = Console(width=100)
-    console.print(table)
-    console.print(out["verdict"], markup=False, highlight=False)

@@ -11,23 +11,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from kernels.metrics import METRICS
-
 from sweep.core.errors import SweepError
 from sweep.engine.params import PARAMS, check_value, closest, resolve
+from sweep.metrics import names as metric_names
+from sweep.study import kind as kinds
 
-KINDS = ("grid", "optuna", "walk_forward", "monte_carlo", "portfolio")
 STUDY_KEYS = ("name", "kind", "objective", "data", "funding", "start", "end", "description")
-TABLES = ("study", "backtest", "grid", "space", "optuna", "walk_forward", "monte_carlo", "portfolio")
-# Which tables each kind reads ([study] and [backtest] always); a table another
-# kind reads is refused rather than silently ignored.
-KIND_TABLES = {
-    "grid": {"grid"},
-    "optuna": {"space", "optuna"},
-    "walk_forward": {"walk_forward", "grid", "space", "optuna"},
-    "monte_carlo": {"monte_carlo", "grid"},
-    "portfolio": {"portfolio"},
-}
+# The tables every study may hold; each kind adds the ones it reads (``StudyKind.reads``),
+# and a table no kind of the study reads is refused rather than silently ignored.
+COMMON_TABLES = ("study", "backtest")
+# A study whose table would hold more configurations than this is refused before it
+# starts (a 10,000,000-configuration grid once grew past 3.5 GB before writing a row);
+# ``sweep run --max-configs N`` raises the limit.
+MAX_CONFIGS = 2_000_000
 
 
 @dataclass
@@ -47,18 +43,34 @@ class Study:
     axes: dict[str, list[Any]]
     description: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
-    # The kind-specific tables ([space], [optuna], [walk_forward], [monte_carlo])
-    # as read; each kind's module validates its own (``sweep.study.kind``).
+    # The kind-specific tables ([space], [optuna], [walk_forward], [monte_carlo], ...)
+    # as read; each kind validates its own (``sweep.study.kind``).
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def n_configs(self) -> int:
-        if self.every_phase:
-            return sum(1 for _ in self.raw_configs())
+        """Configurations of the grid, counted without enumerating them."""
         n = 1
-        for values in self.axes.values():
+        for key, values in self.axes.items():
+            if key == "phase" and values == "all":
+                continue
+            if key == "rebalance_days" and self.every_phase:
+                continue  # each value k brings k phases: counted below
             n *= len(values)
+        if self.every_phase:
+            ks = self.axes.get("rebalance_days") or [self.fixed.get("rebalance_days", 1)]
+            n *= sum(ks)
         return n
+
+    def check_size(self, max_configs: int | None = None) -> None:
+        """Refuse a grid of more than ``max_configs`` (default ``MAX_CONFIGS``) configurations,
+        before any is built."""
+        limit = MAX_CONFIGS if max_configs is None else max_configs
+        n = self.n_configs
+        if n > limit:
+            raise SweepError(f"{self.path}: [grid] has {n:,} configurations, more than the limit of {limit:,} "
+                             f"(each is a row kept until the table is written); narrow the grid, or raise "
+                             f"the limit with --max-configs {n}")
 
     @property
     def every_phase(self) -> bool:
@@ -124,16 +136,22 @@ def load_study(path: str | Path) -> Study:
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise SweepError(f"{path}: cannot read the study file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8: a stray byte is the file's fault, not a crash
+        raise SweepError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                         f"{exc.start}); a study file is UTF-8 TOML") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SweepError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SweepError(f"{path}: not valid TOML: nested too deeply") from None
+    known = (*COMMON_TABLES, "grid", *sorted(kinds.study_tables() - {"grid"}))
     for table, value in raw.items():
-        if table not in TABLES:
-            raise SweepError(f"{path}: unknown table [{table}]{closest(table, TABLES)}")
+        if table not in known:
+            raise SweepError(f"{path}: unknown table [{table}]{closest(table, known)}")
         if not isinstance(value, dict):
             raise SweepError(f"{path}: '{table}' must be a table [{table}]")
     head = raw.get("study", {})
@@ -141,16 +159,14 @@ def load_study(path: str | Path) -> Study:
         if key not in STUDY_KEYS:
             raise SweepError(f"{path}: unknown key [study] {key}{closest(key, STUDY_KEYS)}")
     kind = head.get("kind", "grid")
-    if kind not in KINDS:
-        raise SweepError(f"{path}: [study] kind = {kind!r} is not one of {', '.join(KINDS)}"
-                         f"{closest(str(kind), KINDS)}")
+    spec = kinds.get(kind, f"{path}: [study] kind")
     for table in raw:
-        if table not in ("study", "backtest") and table not in KIND_TABLES[kind]:
+        if table not in COMMON_TABLES and table not in spec.reads:
             raise SweepError(f"{path}: [{table}] does not apply to a study of kind '{kind}'")
     objective = head.get("objective", "sharpe")
-    if objective not in METRICS:
+    if objective not in metric_names():
         raise SweepError(f"{path}: [study] objective = {objective!r} is not a metric"
-                         f"{closest(str(objective), METRICS)}")
+                         f"{closest(str(objective), metric_names())}")
     for key in ("name", "data", "funding", "description"):
         if key in head and (not isinstance(head[key], str) or not head[key]):
             raise SweepError(f"{path}: [study] {key} must be a non-empty string")
@@ -185,11 +201,8 @@ def load_study(path: str | Path) -> Study:
                   start=_date(head.get("start"), f"{path}: [study] start"),
                   end=_date(head.get("end"), f"{path}: [study] end"),
                   fixed=fixed, axes=axes, description=head.get("description", ""), raw=raw,
-                  tables={t: raw[t] for t in ("space", "optuna", "walk_forward", "monte_carlo") if t in raw})
+                  tables={t: v for t, v in raw.items() if t not in (*COMMON_TABLES, "grid")})
     if study.start and study.end and study.start > study.end:
         raise SweepError(f"{path}: [study] start = {study.start} is after end = {study.end}")
-    if kind != "grid":
-        from sweep.study.kind import validate
-
-        validate(study)
+    spec.validate(study)
     return study

@@ -54,10 +54,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -68,12 +65,19 @@ import polars as pl
 from kernels.bootstrap import rebuild_close
 from kernels.metrics import METRICS
 
-from sweep.engine.workspace import Evaluator
 from sweep.core.errors import SweepError
-from sweep.core.io import write_json, write_parquet
 from sweep.data.panel import Panel, panel_from_arrays
-from sweep.engine.params import LOWER_IS_BETTER, MAX_INT, closest, config_id
+from sweep.engine.params import MAX_INT, closest
+from sweep.metrics import lower_is_better
+from sweep.engine.workspace import Evaluator
+from sweep.results import SCHEMA_VERSION, ResultsFolder
+from sweep.run.manifest import run_manifest
+from sweep.run.plan import plan
+from sweep.run.pool import default_jobs, run_chunks, split
+from sweep.run.summary import RunSummary
 from sweep.study.file import Study
+from sweep.study.kind import StudyKind, data_line, register, window_lines
+from sweep.study.tables import config_frame
 
 METHODS: dict[str, tuple[str, ...]] = {
     "block_bootstrap": ("n_samples", "seed", "block_days"),
@@ -256,7 +260,7 @@ def summary_table(study: Study, configs: list[dict[str, Any]], samples: pl.DataF
                   method: str, schema_version: int) -> pl.DataFrame:
     """One row per configuration: statistics of the study's objective over its samples."""
     obj = study.objective
-    lower = obj in LOWER_IS_BETTER
+    lower = lower_is_better(obj)
     idx = samples["idx"].to_numpy()
     values = samples[obj].to_numpy().astype(np.float64)
     ruined = samples["ruined"].to_numpy().astype(np.float64) > 0
@@ -281,7 +285,7 @@ def summary_table(study: Study, configs: list[dict[str, Any]], samples: pl.DataF
         stats["q05"].append(float(np.quantile(f, 0.05)) if has else np.nan)
         stats["q95"].append(float(np.quantile(f, 0.95)) if has else np.nan)
         stats["p_positive"].append(float(np.mean(g > 0)) if len(g) else np.nan)
-    table = _config_table(study, configs).with_columns(
+    table = config_frame(study, configs).with_columns(
         pl.lit(obj).alias("objective"),
         *[pl.Series(k, v, dtype=pl.Float64) for k, v in stats.items()],
         pl.Series("p_best", p_best, dtype=pl.Float64),
@@ -291,14 +295,6 @@ def summary_table(study: Study, configs: list[dict[str, Any]], samples: pl.DataF
         pl.lit(schema_version, dtype=pl.Int32).alias("schema_version"),
     )
     return table
-
-
-def _config_table(study: Study, configs: list[dict[str, Any]]) -> pl.DataFrame:
-    cols: dict[str, Any] = {"config_id": [config_id(p) for p in configs]}
-    for name in study.columns:
-        values = [p[name] for p in configs]
-        cols[name] = [list(v) for v in values] if name == "exclude" else values
-    return pl.DataFrame(cols)
 
 
 # --------------------------------------------------------------------------- run
@@ -363,13 +359,6 @@ def _job(sp: Spec, study: Study, panel: Panel, configs: list[dict[str, Any]], s:
     return _Job(list(range(int(ks.max()))), int(ks.sum()), unit, 8)
 
 
-def _chunks(units: list[int], jobs: int, cap: int) -> list[list[int]]:
-    # Several chunks per worker keep the pool busy to the end; the cap bounds the
-    # work lost to an interruption and keeps the progress bar moving.
-    size = int(min(cap, max(1, -(-len(units) // (jobs * 4)))))
-    return [units[i:i + size] for i in range(0, len(units), size)]
-
-
 def _fingerprint(study: Study, panel: Panel, s: int, e: int, schema_version: int) -> str:
     key = json.dumps([schema_version, "monte_carlo", study.fingerprint(), panel.fingerprint, s, e])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -393,7 +382,7 @@ def samples_table(study: Study, configs: list[dict[str, Any]], raw: pl.DataFrame
     ``start``, ``end``), every §9 metric, ``schema_version``; sorted by sample, then configuration."""
     raw = raw.sort("sample", "idx")
     idx = raw["idx"].to_numpy()
-    params = _config_table(study, configs)[idx]
+    params = config_frame(study, configs)[idx]
     extra: list[pl.Series] = []
     if method == "phase":
         extra.append(pl.Series("phase", raw["sample"].to_numpy(), dtype=pl.Int64))
@@ -406,96 +395,103 @@ def samples_table(study: Study, configs: list[dict[str, Any]], raw: pl.DataFrame
                               pl.lit(schema_version, dtype=pl.Int32).alias("schema_version"))
 
 
+TABLES = ("samples.parquet", "summary.parquet")
+
+
 def run(study: Study, *, data=None, funding=None, out=None, jobs: int | None = None, force: bool = False,
-        progress: bool | None = None, on_chunk: Callable[[int], None] | None = None):
+        progress: bool | None = None, on_chunk: Callable[[int], None] | None = None, **_: Any) -> RunSummary:
     """Run a Monte Carlo study and write ``samples.parquet``, ``summary.parquet``, ``manifest.json``.
 
     Returns a ``RunSummary`` whose ``n_configs`` counts backtests (configurations
     x samples; for ``phase``, the sum of every configuration's ``rebalance_days``).
     ``on_chunk(n_written)`` is called after each chunk of samples reaches the disk.
     """
-    from sweep.study.grid import SCHEMA_VERSION, RunSummary, _already_complete, _manifest, _Progress, default_jobs, plan
-
     t0 = time.perf_counter()
     sp = spec(study)
     pl_ = plan(study, data, funding)
     panel, configs, s, e = pl_.panel, pl_.configs, pl_.s, pl_.e
     jobs = max(1, jobs or default_jobs())
-    out = Path(out) if out is not None else Path("results") / study.name
+    folder = ResultsFolder(Path(out) if out is not None else Path("results") / study.name, TABLES)
     fp = _fingerprint(study, panel, s, e, SCHEMA_VERSION)
-    partial = out / ".partial"
-    if _already_complete(out, fp, force, ("samples.parquet", "summary.parquet")):
-        rows = pl.scan_parquet(out / "samples.parquet").select(pl.len()).collect().item()
-        return RunSummary(out, rows, 0, rows, time.perf_counter() - t0, 0.0, pl_.start, pl_.end)
+    if folder.complete(fp, force):
+        rows = folder.scan("samples.parquet").select(pl.len()).collect().item()
+        return RunSummary(folder.path, rows, 0, rows, time.perf_counter() - t0, 0.0, pl_.start, pl_.end)
     # Everything that can fail on the input happens before the first file is written.
     job = _job(sp, study, panel, configs, s, e, jobs)
-    if force:
-        (out / "manifest.json").unlink(missing_ok=True)
-    try:
-        partial.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SweepError(f"cannot create {partial}: {exc.strerror}") from None
-    write_json({"fingerprint": fp, "study": str(study.path)}, partial / "state.json")
+    with folder.claim():
+        if folder.begin(fp, study.path, force):
+            return RunSummary(folder.path, job.rows, 0, job.rows, time.perf_counter() - t0, 0.0,
+                              pl_.start, pl_.end)
+        old = [pl.read_parquet(f) for f in folder.chunks()]
+        done = set(pl.concat(old)["sample"].unique().to_list()) if old else set()
+        pending = [k for k in job.units if k not in done]
+        n_resumed = sum(len(f) for f in old)
+        del old  # read back from disk at the end, with this run's chunks
 
-    old = [pl.read_parquet(f) for f in sorted(partial.glob("chunk-*.parquet"))]
-    done = set(pl.concat(old)["sample"].unique().to_list()) if old else set()
-    pending = [k for k in job.units if k not in done]
-    n_resumed = sum(len(f) for f in old)
-    fresh: list[pl.DataFrame] = []
+        def work(units: list[int]) -> pl.DataFrame:
+            return _chunk_frame([(k, *job.unit(k)) for k in units])
 
-    def work(units: list[int]) -> pl.DataFrame:
-        return _chunk_frame([(k, *job.unit(k)) for k in units])
+        def finish(units: list[int], frame: pl.DataFrame) -> int:
+            # The chunk counts as done once its file is on disk (resume reads these).
+            folder.write_chunk(frame, units[0])
+            return frame.height
 
-    t_run = time.perf_counter()
-    if pending:
-        bar = _Progress(job.rows, n_resumed, sys.stderr.isatty() if progress is None else progress)
-        written, finished = 0, n_resumed
-        pool = ThreadPoolExecutor(max_workers=jobs)
-        try:
-            futures = [pool.submit(work, chunk) for chunk in _chunks(pending, jobs, job.chunk_cap)]
-            for future in as_completed(futures):
-                frame = future.result()
-                # The chunk counts as done once its file is on disk (resume reads these).
-                write_parquet(frame, partial / f"chunk-{int(frame['sample'][0]):09d}.parquet")
-                fresh.append(frame)
-                written += 1
-                finished += frame.height
-                bar.advance(frame.height, finished)
-                if on_chunk is not None:
-                    on_chunk(written)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
-            bar.close()
-    compute_time = time.perf_counter() - t_run
-
-    raw = pl.concat(old + fresh)
-    if raw.height != job.rows or raw.select(pl.struct("sample", "idx").n_unique()).item() != job.rows:
-        raise SweepError(f"{partial}: the finished chunks do not cover every sample; rerun with --force")
-    samples = samples_table(study, configs, raw, panel, sp.method, SCHEMA_VERSION)
-    write_parquet(samples, out / "samples.parquet")
-    write_parquet(summary_table(study, configs, raw.sort("sample", "idx"), sp.method, SCHEMA_VERSION),
-                  out / "summary.parquet")
-    n_run = job.rows - n_resumed
-    summary = RunSummary(out, job.rows, n_run, n_resumed, time.perf_counter() - t0, compute_time,
-                         pl_.start, pl_.end)
-    manifest = _manifest(pl_, fp, summary)
-    for key in ("configurations_run", "configurations_resumed", "configs_per_second"):
-        manifest.pop(key, None)
-    manifest.update({
-        "configurations": len(configs),
-        "method": sp.method,
-        "n_samples": len(job.units),
-        "seed": sp.seed,
-        "monte_carlo": sp.as_dict(),
-        "backtests": job.rows,
-        "backtests_run": n_run,
-        "backtests_resumed": n_resumed,
-        "backtests_per_second": round(n_run / compute_time, 1) if n_run and compute_time > 0 else None,
-    })
-    write_json(manifest, out / "manifest.json")
-    shutil.rmtree(partial, ignore_errors=True)
+        compute_time = 0.0
+        if pending:
+            compute_time = run_chunks(split(pending, jobs, job.chunk_cap), work, finish, jobs=jobs,
+                                      total=job.rows, done=n_resumed, progress=progress, on_chunk=on_chunk)
+        raw = pl.concat([pl.read_parquet(f) for f in folder.chunks()])
+        if raw.height != job.rows or raw.select(pl.struct("sample", "idx").n_unique()).item() != job.rows:
+            raise SweepError(f"{folder.partial}: the finished chunks do not cover every sample; "
+                             "rerun with --force")
+        folder.put("samples.parquet", samples_table(study, configs, raw, panel, sp.method, SCHEMA_VERSION))
+        folder.put("summary.parquet", summary_table(study, configs, raw.sort("sample", "idx"), sp.method,
+                                                    SCHEMA_VERSION))
+        n_run = job.rows - n_resumed
+        summary = RunSummary(folder.path, job.rows, n_run, n_resumed, time.perf_counter() - t0, compute_time,
+                             pl_.start, pl_.end)
+        doc = run_manifest(pl_, fp, summary)
+        for key in ("configurations_run", "configurations_resumed", "configs_per_second"):
+            doc.pop(key, None)
+        doc.update({
+            "configurations": len(configs),
+            "method": sp.method,
+            "n_samples": len(job.units),
+            "seed": sp.seed,
+            "monte_carlo": sp.as_dict(),
+            "backtests": job.rows,
+            "backtests_run": n_run,
+            "backtests_resumed": n_resumed,
+            "backtests_per_second": round(n_run / compute_time, 1) if n_run and compute_time > 0 else None,
+        })
+        folder.commit(doc)
     return summary
 
+
+class MonteCarloKind(StudyKind):
+    name = "monte_carlo"
+    tables = TABLES
+    reads = frozenset({"monte_carlo", "grid"})
+    counts = "backtests"
+    show = "sweep.cli.kind_monte_carlo:show"
+    report = "sweep.report.monte_carlo:section"
+
+    def validate(self, study: Study) -> None:
+        spec(study)
+
+    def describe(self, study: Study, *, data=None, funding=None) -> list[str]:
+        sp = spec(study)
+        p = plan(study, data, funding)
+        samples = ("every rebalance phase of each configuration" if sp.method == "phase"
+                   else f"{sp.n_samples} {sp.method.replace('_', ' ')} samples, seed {sp.seed}")
+        return [data_line(p.panel), f"configs     {len(p.configs)}", f"samples     {samples}",
+                *window_lines(study, p)]
+
+    def run(self, study: Study, **options: Any) -> RunSummary:
+        return run(study, **options)
+
+
+KIND = register(MonteCarloKind())
 
 __all__ = ["METHODS", "Spec", "bootstrap_days", "best_shares", "p_best_independent", "resample_panel",
            "run", "sample_rng", "samples_table", "spec", "subperiod_window", "summary_table", "validate"]

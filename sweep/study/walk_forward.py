@@ -41,10 +41,9 @@ Only ``inner = "grid"`` is implemented: the candidates are the study's
 
 from __future__ import annotations
 
+import json
 import math
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -54,14 +53,20 @@ import polars as pl
 
 from kernels.metrics import METRICS, N_METRICS, compute_metrics
 
-from sweep.engine.backtest import backtest
-from sweep.engine.workspace import Evaluator
 from sweep.core.errors import SweepError
-from sweep.core.io import write_json, write_parquet
-from sweep.engine.params import LOWER_IS_BETTER, MAX_INT, closest, config_id
-from sweep.study.grid import (SCHEMA_VERSION, Plan, RunSummary, _already_complete, _manifest,
-                      _Progress, plan)
+from sweep.core.io import write_json
+from sweep.engine.backtest import backtest
+from sweep.engine.params import MAX_INT, closest, config_id
+from sweep.metrics import lower_is_better
+from sweep.engine.workspace import Evaluator
+from sweep.results import SCHEMA_VERSION, ResultsFolder
+from sweep.run.manifest import run_manifest
+from sweep.run.plan import Plan, plan
+from sweep.run.pool import run_chunks
+from sweep.run.summary import RunSummary
 from sweep.study.file import Study
+from sweep.study.folds import Fold, FoldResult, choose, fold_windows, rank_of
+from sweep.study.kind import StudyKind, data_line, register, window_lines
 
 KEYS = ("train_days", "test_days", "step_days", "anchored", "inner")
 INNER = ("grid", "optuna")
@@ -77,18 +82,6 @@ class Settings:
     step_days: int
     anchored: bool = False
     inner: str = "grid"
-
-
-@dataclass(frozen=True)
-class Fold:
-    """Day indices of one fold, ends inclusive; ``keep_end`` ends its share of the stitched series."""
-
-    fold: int
-    train_start: int
-    train_end: int
-    test_start: int
-    test_end: int
-    keep_end: int
 
 
 def settings(study: Study) -> Settings:
@@ -132,7 +125,7 @@ def validate(study: Study) -> None:
     """Refuse a bad ``[walk_forward]`` table, or tables it does not read, before any data is read."""
     cfg = settings(study)
     if cfg.inner == "optuna":
-        _optuna_space(study)
+        inner_space(study)
         if study.axes:
             raise SweepError(f"{study.path}: [grid] does not apply with [walk_forward] inner = 'optuna' "
                              "(the candidates come from [space])")
@@ -145,7 +138,7 @@ def validate(study: Study) -> None:
             raise SweepError(_no_fold(study, cfg, span))
 
 
-def _optuna_space(study: Study) -> tuple[list, Any, list[dict[str, Any]]]:
+def inner_space(study: Study) -> tuple[list, Any, list[dict[str, Any]]]:
     """``[space]``, ``[optuna]`` and the corners of the space, checked as an Optuna study checks them."""
     from sweep.study.optuna import corners, parse_options, parse_space
 
@@ -176,61 +169,6 @@ def _no_fold(study: Study, cfg: Settings, span: int, start: Any = None, end: Any
             "no fold fits")
 
 
-def fold_windows(s0: int, e: int, train_days: int, test_days: int, step_days: int,
-                 anchored: bool = False) -> list[Fold]:
-    """The folds over evaluation days ``s0 .. e``; an incomplete last test window is dropped.
-
-    >>> [(f.train_start, f.train_end, f.test_start, f.test_end) for f in fold_windows(10, 40, 10, 5, 5)]
-    [(10, 19, 20, 24), (15, 24, 25, 29), (20, 29, 30, 34), (25, 34, 35, 39)]
-    """
-    bounds = []
-    k = 0
-    while True:
-        b = s0 + k * step_days + train_days - 1
-        c, d = b + 1, b + test_days
-        if d > e:
-            break
-        bounds.append((s0 if anchored else s0 + k * step_days, b, c, d))
-        k += 1
-    return [Fold(k, a, b, c, d, min(d, bounds[k + 1][2] - 1) if k + 1 < len(bounds) else d)
-            for k, (a, b, c, d) in enumerate(bounds)]
-
-
-def choose(values: np.ndarray, minimise: bool, ruined: np.ndarray | None = None) -> int:
-    """Index of the best value among candidates not ruined on the train window; NaN never
-    wins, ties go to the first. When every candidate was ruined (or has no value), the best
-    finite value of all of them, else index 0: a fold must trade something, and its
-    ``train_ruined`` column says so."""
-    v = -values if minimise else values
-    ok = ~np.isnan(v)
-    if ruined is not None and (ok & ~(ruined > 0)).any():
-        ok &= ~(ruined > 0)
-    if not ok.any():
-        return 0
-    return int(np.flatnonzero(ok & (v == v[ok].max()))[0])
-
-
-def rank_of(values: np.ndarray, j: int, minimise: bool) -> int:
-    """1 + the number of candidates strictly better than ``j`` (NaN ranks below every number)."""
-    v = -values if minimise else values
-    ok = ~np.isnan(v)
-    if not ok[j]:
-        return int(ok.sum()) + 1
-    return int((ok & (v > v[j])).sum()) + 1
-
-
-@dataclass
-class _FoldResult:
-    fold: Fold
-    candidates: list[dict[str, Any]]  # the grid, or what this fold's search tried
-    chosen: int
-    train: np.ndarray  # (N_METRICS,) of the chosen candidate on the train window
-    test: np.ndarray  # (N_METRICS,) of the chosen candidate on the test window
-    test_rank: int
-    series: list[np.ndarray]  # compute_metrics' nine daily series, test_start .. keep_end
-    n_rebalances: int  # rebalance days in test_start .. keep_end
-
-
 class _Folds:
     """Runs one fold: candidates on the train window, the choice, candidates and the choice on the test window."""
 
@@ -240,11 +178,11 @@ class _Folds:
         self.configs = configs
         self.j = METRICS.index(objective)
         # The grid's summary minimises the same metrics; max_drawdown (<= 0) is maximised.
-        self.minimise = objective in LOWER_IS_BETTER
+        self.minimise = lower_is_better(objective)
         self.search = None
         if study is not None and settings(study).inner == "optuna":
             self.study = study
-            self.space, self.options, _ = _optuna_space(study)
+            self.space, self.options, _ = inner_space(study)
             self.search = self._search
 
     def _search(self, f: Fold) -> list[dict[str, Any]]:
@@ -253,11 +191,11 @@ class _Folds:
         whatever thread runs the fold."""
         import optuna
 
-        from sweep.study.optuna import _make_sampler
+        from sweep.study.optuna import make_sampler
         from sweep.engine.params import resolve
 
         optuna.logging.set_verbosity(optuna.logging.ERROR)  # NaN objectives fail quietly
-        sampler = _make_sampler(self.options.sampler, self.options.seed, f.fold)
+        sampler = make_sampler(self.options.sampler, self.options.seed, f.fold)
         search = optuna.create_study(direction="minimize" if self.minimise else "maximize", sampler=sampler)
         tried: dict[str, dict[str, Any]] = {}
         where = f"{self.study.path}: [space]"
@@ -284,7 +222,7 @@ class _Folds:
                    w.sum(axis=1), np.abs(w).sum(axis=1)]
         return series, int(res.metrics["n_rebalances"])
 
-    def run(self, f: Fold) -> _FoldResult:
+    def run(self, f: Fold) -> FoldResult:
         candidates = self.search(f) if self.search else self.configs
         # The choice reads the train window's metrics and nothing else.
         train, _ = self.evaluator.run(candidates, f.train_start, f.train_end)
@@ -293,8 +231,9 @@ class _Folds:
         # The causal recursion makes the run over test_start .. keep_end the start of the
         # run over the whole test window: the stitched series' share of this fold.
         series, n_reb = self.series(candidates[chosen], f.test_start, f.keep_end)
-        return _FoldResult(f, candidates, chosen, train[chosen].copy(), test[chosen].copy(),
-                           rank_of(test[:, self.j], chosen, self.minimise), series, n_reb)
+        return FoldResult(f, candidates[chosen], config_id(candidates[chosen]), len(candidates),
+                          train[chosen].copy(), test[chosen].copy(),
+                          rank_of(test[:, self.j], chosen, self.minimise), series, n_reb)
 
 
 def _json_number(v: float) -> float | None:
@@ -307,9 +246,9 @@ def _metrics_dict(values: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def _folds_table(study: Study, pl_: Plan, results: list[_FoldResult]) -> pl.DataFrame:
+def _folds_table(study: Study, pl_: Plan, results: list[FoldResult]) -> pl.DataFrame:
     dates = pl_.panel.dates
-    configs = [r.candidates[r.chosen] for r in results]
+    configs = [r.choice for r in results]
 
     def day(attr: str) -> pl.Series:
         return pl.Series(attr, dates[[getattr(r.fold, attr) for r in results]])
@@ -320,19 +259,19 @@ def _folds_table(study: Study, pl_: Plan, results: list[_FoldResult]) -> pl.Data
     for name in parameter_columns(study):
         values = [p[name] for p in configs]
         cols[name] = [list(v) for v in values] if name == "exclude" else values
-    cols["config_id"] = [config_id(p) for p in configs]
+    cols["config_id"] = [r.choice_id for r in results]
     for prefix, attr in (("train_", "train"), ("test_", "test")):
         block = np.array([getattr(r, attr) for r in results]).reshape(len(results), N_METRICS)
         for m in METRICS:  # all of SEMANTICS §9, train_ and test_
             col = block[:, METRICS.index(m)]
             cols[prefix + m] = col.astype(np.int64) if m == "n_rebalances" else col
     cols["test_rank"] = pl.Series("test_rank", [r.test_rank for r in results], dtype=pl.Int32)
-    cols["n_candidates"] = pl.Series("n_candidates", [len(r.candidates) for r in results], dtype=pl.Int32)
+    cols["n_candidates"] = pl.Series("n_candidates", [r.n_candidates for r in results], dtype=pl.Int32)
     df = pl.DataFrame(cols)
     return df.with_columns(pl.lit(SCHEMA_VERSION, dtype=pl.Int32).alias("schema_version"))
 
 
-def _stitch(results: list[_FoldResult]) -> tuple[list[np.ndarray], int]:
+def _stitch(results: list[FoldResult]) -> tuple[list[np.ndarray], int]:
     """The out-of-sample book: the folds' test series end to end.
 
     It is one book: once it is ruined in a fold (SEMANTICS §8), it stays closed,
@@ -349,7 +288,7 @@ def _stitch(results: list[_FoldResult]) -> tuple[list[np.ndarray], int]:
     return series, sum(r.n_rebalances for r in results)
 
 
-def _oos_table(pl_: Plan, results: list[_FoldResult]) -> pl.DataFrame:
+def _oos_table(pl_: Plan, results: list[FoldResult]) -> pl.DataFrame:
     dates = pl_.panel.dates
     days = np.concatenate([np.arange(r.fold.test_start, r.fold.keep_end + 1) for r in results])
     folds = np.concatenate([np.full(r.fold.keep_end - r.fold.test_start + 1, r.fold.fold, dtype=np.int32)
@@ -358,10 +297,10 @@ def _oos_table(pl_: Plan, results: list[_FoldResult]) -> pl.DataFrame:
                          "ret": np.concatenate([r.series[0] for r in results])})
 
 
-def _summary(study: Study, cfg: Settings, pl_: Plan, results: list[_FoldResult]) -> dict[str, Any]:
+def _summary(study: Study, cfg: Settings, pl_: Plan, results: list[FoldResult]) -> dict[str, Any]:
     series, n_reb = _stitch(results)
     out = np.empty(N_METRICS)
-    compute_metrics(*series, n_reb, out)
+    compute_metrics(np.stack(series), n_reb, out)
     dates = pl_.panel.dates
     sharpe = METRICS.index("sharpe")
     is_sharpes = np.array([r.train[sharpe] for r in results])
@@ -371,16 +310,16 @@ def _summary(study: Study, cfg: Settings, pl_: Plan, results: list[_FoldResult])
     ratio = oos / is_mean if is_mean != 0 and math.isfinite(is_mean) and math.isfinite(oos) else float("nan")
     chosen: dict[str, int] = {}
     for r in results:
-        cid = config_id(r.candidates[r.chosen])
+        cid = r.choice_id
         chosen[cid] = chosen.get(cid, 0) + 1
     return {
         "schema_version": SCHEMA_VERSION,
         "study": study.name,
         "objective": study.objective,
-        "objective_minimised": study.objective in LOWER_IS_BETTER,
+        "objective_minimised": lower_is_better(study.objective),
         "walk_forward": asdict(cfg),
         "folds": len(results),
-        "candidates": max(len(r.candidates) for r in results),
+        "candidates": max(r.n_candidates for r in results),
         "oos_start": str(dates[results[0].fold.test_start]),
         "oos_end": str(dates[results[-1].fold.keep_end]),
         "oos_days": int(series[0].shape[0]),
@@ -399,7 +338,7 @@ def prepare(study: Study, data: str | Path | None = None,
     """Load the data, resolve the candidates and lay out the folds; refuse a study where none fits."""
     validate(study)
     cfg = settings(study)
-    pl_ = plan(study, data, funding, _optuna_space(study)[2] if cfg.inner == "optuna" else None)
+    pl_ = plan(study, data, funding, inner_space(study)[2] if cfg.inner == "optuna" else None)
     folds = fold_windows(pl_.s, pl_.e, cfg.train_days, cfg.test_days, cfg.step_days, cfg.anchored)
     if not folds:
         raise SweepError(_no_fold(study, cfg, pl_.e - pl_.s + 1, pl_.start, pl_.end))
@@ -408,67 +347,97 @@ def prepare(study: Study, data: str | Path | None = None,
 
 def run(study: Study, *, data: str | Path | None = None, funding: str | Path | None = None,
         out: str | Path | None = None, jobs: int = 1, force: bool = False,
-        progress: bool | None = None, on_chunk: Callable[[int], None] | None = None) -> RunSummary:
+        progress: bool | None = None, on_chunk: Callable[[int], None] | None = None, **_: Any) -> RunSummary:
     """Run a walk-forward study; write folds.parquet, oos_returns.parquet, summary.json, manifest.json.
 
     ``n_configs`` counts candidate evaluations on train windows (candidates x
-    folds). ``on_chunk(n_folds_done)`` is called after each fold is computed;
-    folds are not kept on disk one by one (they are cheap), so an interrupted
-    run starts again.
+    folds). Each finished fold is kept in ``<out>/.partial/fold-<k>.json`` (its
+    choice, metrics and test series) and ``on_chunk(n_folds_written)`` is called; a
+    rerun after an interruption computes only the folds missing there.
     """
     t0 = time.perf_counter()
     cfg, pl_, folds = prepare(study, data, funding)
     jobs = max(1, int(jobs or 1))
-    out = Path(out) if out is not None else Path("results") / study.name
+    folder = ResultsFolder(Path(out) if out is not None else Path("results") / study.name, FILES)
     # Candidate evaluations per fold: the grid, or the search's trials.
-    per_fold = _optuna_space(study)[1].n_trials if cfg.inner == "optuna" else len(pl_.configs)
+    per_fold = inner_space(study)[1].n_trials if cfg.inner == "optuna" else len(pl_.configs)
     n_configs = per_fold * len(folds)
     fp_ = pl_.fingerprint(False)
-    if _already_complete(out, fp_, force, FILES):
-        return RunSummary(out, n_configs, 0, n_configs, time.perf_counter() - t0, 0.0, pl_.start, pl_.end)
+    if folder.complete(fp_, force):
+        return RunSummary(folder.path, n_configs, 0, n_configs, time.perf_counter() - t0, 0.0, pl_.start, pl_.end)
+    with folder.claim():
+        if folder.begin(fp_, study.path, force):
+            return RunSummary(folder.path, n_configs, 0, n_configs, time.perf_counter() - t0, 0.0,
+                              pl_.start, pl_.end)
+        kept = {int(p.stem.split("-")[1]) for p in folder.chunks("fold", "json")}
+        pending = [f for f in folds if f.fold not in kept]
+        compute_time = 0.0
+        if pending:
+            evaluator = Evaluator(pl_.panel, jobs)
+            t_run = time.perf_counter()
+            # Every feature and ranking is filled in before the threads read the shared caches.
+            evaluator.prepare(pl_.configs)
+            runner = _Folds(evaluator, pl_.configs, study.objective, study)
+            # Compile (or load from Numba's cache) here, so no two workers do it at once.
+            evaluator.run(pl_.configs[:1], pl_.s, pl_.s)
+            runner.series(pl_.configs[0], pl_.s, pl_.s)
 
-    evaluator = Evaluator(pl_.panel, jobs)
-    t_run = time.perf_counter()
-    # Every feature and ranking is filled in before the threads read the shared caches.
-    evaluator.prepare(pl_.configs)
-    runner = _Folds(evaluator, pl_.configs, study.objective, study)
-    # Compile (or load from Numba's cache) here, so no two workers do it at once.
-    evaluator.run(pl_.configs[:1], pl_.s, pl_.s)
-    runner.series(pl_.configs[0], pl_.s, pl_.s)
-    bar = _Progress(n_configs, 0, sys.stderr.isatty() if progress is None else progress)
-    results: list[_FoldResult | None] = [None] * len(folds)
-    pool = ThreadPoolExecutor(max_workers=min(jobs, len(folds)))
-    try:
-        futures = {pool.submit(runner.run, f): f.fold for f in folds}
-        done = 0
-        for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            done += 1
-            bar.advance(per_fold, done * per_fold)
-            if on_chunk is not None:
-                on_chunk(done)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        bar.close()
-    compute_time = time.perf_counter() - t_run
-    final: list[_FoldResult] = [r for r in results if r is not None]
+            def finish(f: Fold, result: FoldResult) -> int:
+                write_json(result.to_json(), folder.chunk_path(f.fold, "fold", "json"))
+                return per_fold
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SweepError(f"cannot create {out}: {exc.strerror}") from None
-    manifest_path = out / "manifest.json"
-    # The manifest goes last: a folder without one (or with another run's) is not complete.
-    manifest_path.unlink(missing_ok=True)
-    write_parquet(_folds_table(study, pl_, final), out / "folds.parquet")
-    write_parquet(_oos_table(pl_, final), out / "oos_returns.parquet")
-    write_json(_summary(study, cfg, pl_, final), out / "summary.json")
-    summary = RunSummary(out, n_configs, n_configs, 0, time.perf_counter() - t0, compute_time,
-                         pl_.start, pl_.end)
-    manifest = _manifest(pl_, fp_, summary)
-    manifest["parameters"] = parameter_columns(study)
-    manifest["walk_forward"] = {**asdict(cfg), "folds": len(folds), "candidates": per_fold,
-                                "first_train_start": str(pl_.panel.dates[folds[0].train_start]),
-                                "last_test_end": str(pl_.panel.dates[folds[-1].test_end])}
-    write_json(manifest, manifest_path)
+            run_chunks(pending, runner.run, finish, jobs=min(jobs, len(pending)), total=n_configs,
+                       done=per_fold * len(kept), progress=progress, on_chunk=on_chunk)
+            compute_time = time.perf_counter() - t_run
+        final = [FoldResult.from_json(_read_fold(p)) for p in folder.chunks("fold", "json")]
+        if [r.fold.fold for r in final] != [f.fold for f in folds]:
+            raise SweepError(f"{folder.partial}: the finished folds do not match the study's; rerun with --force")
+        folder.put("folds.parquet", _folds_table(study, pl_, final))
+        folder.put("oos_returns.parquet", _oos_table(pl_, final))
+        folder.put("summary.json", _summary(study, cfg, pl_, final))
+        n_run = per_fold * len(pending)
+        summary = RunSummary(folder.path, n_configs, n_run, n_configs - n_run, time.perf_counter() - t0,
+                             compute_time, pl_.start, pl_.end)
+        doc = run_manifest(pl_, fp_, summary)
+        doc["parameters"] = parameter_columns(study)
+        doc["walk_forward"] = {**asdict(cfg), "folds": len(folds), "candidates": per_fold,
+                               "first_train_start": str(pl_.panel.dates[folds[0].train_start]),
+                               "last_test_end": str(pl_.panel.dates[folds[-1].test_end])}
+        folder.commit(doc)
     return summary
+
+
+def _read_fold(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SweepError(f"{path}: unreadable ({exc}); rerun with --force") from None
+
+
+class WalkForwardKind(StudyKind):
+    name = "walk_forward"
+    tables = FILES
+    reads = frozenset({"walk_forward", "grid", "space", "optuna"})
+    counts = "backtests"
+    show = "sweep.cli.kind_walk_forward:show"
+    report = "sweep.report.walk_forward:section"
+
+    def validate(self, study: Study) -> None:
+        validate(study)
+
+    def describe(self, study: Study, *, data=None, funding=None) -> list[str]:
+        cfg, p, folds = prepare(study, data, funding)
+        per_fold = (f"{inner_space(study)[1].n_trials} Optuna trials" if cfg.inner == "optuna"
+                    else f"{len(p.configs)} grid configurations")
+        return [data_line(p.panel),
+                f"candidates  {per_fold} per fold, scored on its train window",
+                f"folds       {len(folds)}: train {cfg.train_days} days, test {cfg.test_days}, step "
+                f"{cfg.step_days}{', anchored' if cfg.anchored else ''}; first test day "
+                f"{p.panel.dates[folds[0].test_start]}, last {p.panel.dates[folds[-1].test_end]}",
+                *window_lines(study, p)]
+
+    def run(self, study: Study, **options: Any) -> RunSummary:
+        return run(study, **options)
+
+
+KIND = register(WalkForwardKind())

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kernels.metrics import METRICS, N_METRICS, compute_metrics, mean_std, sharpe
+from kernels.metrics import (METRICS, N_METRICS, N_SERIES, S_COST, S_FUNDING, S_GROSS, S_LONG, S_NET, S_RET,
+                             S_RET_PRE, S_SHORT, S_TURNOVER, compute_metrics, mean_std, sharpe)
 
 nan = np.nan
 RTOL, ATOL = 1e-9, 1e-12
@@ -23,7 +24,12 @@ def run_kernel(R, R_pre=None, tau=None, cost=None, fund=None, n_long=None, n_sho
 
     R = arr(R)
     out = np.full(N_METRICS, -12345.0)
-    compute_metrics(R, arr(R if R_pre is None else R_pre), arr(tau), arr(cost), arr(fund), arr(n_long), arr(n_short), arr(net), arr(gross), n_reb, out)
+    # Rows in the order of the S_* constants: the kernel reads them by name, not position.
+    series = np.empty((N_SERIES, n))
+    for row, a in ((S_RET, R), (S_RET_PRE, R if R_pre is None else R_pre), (S_TURNOVER, tau), (S_COST, cost),
+                   (S_FUNDING, fund), (S_LONG, n_long), (S_SHORT, n_short), (S_NET, net), (S_GROSS, gross)):
+        series[row] = arr(a)
+    compute_metrics(series, n_reb, out)
     return dict(zip(METRICS, out.tolist()))
 
 
