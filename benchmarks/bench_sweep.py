@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import sweep  # noqa: E402
 from sweep.engine.workspace import Workspace, compile_configs, kernel_panels  # noqa: E402
+from kernels.metrics import N_SERIES  # noqa: E402
 from kernels.portfolio import simulate  # noqa: E402
 
 EXCLUDE = '["USDT", "USDC", "BUSD", "DAI", "FRAX", "WBTC", "STETH", "AMPL"]'
@@ -168,10 +169,10 @@ def main() -> None:
         comp = compile_configs(Workspace(panel), [p])
         q, f = kernel_panels(panel)
         s, e = 30, panel.shape[0] - 1
-        series = [np.empty(e - s + 1) for _ in range(9)]
+        series = np.empty((N_SERIES, e - s + 1))
         ip, fp = comp.ip[0], comp.fp[0]
-        call = lambda: simulate(q, f, comp.order_stack[0], comp.count_stack[0], comp.ivol_stack[0],  # noqa: E731
-                                np.empty((0, 0)), ip, fp, s, e, *series, np.empty((0, 0)))
+        ranking = (comp.order_stack[0], comp.count_stack[0], comp.ivol_stack[0], np.empty((0, 0)))
+        call = lambda: simulate((q, f), ranking, ip, fp, s, e, series, np.empty((0, 0)))  # noqa: E731
         call()
         t_kernel = median_time(call, 51)
         report("one backtest, embedded data, sweep.backtest() (features incl.)", f"{t_api * 1e3:.1f} ms")

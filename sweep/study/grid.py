@@ -46,8 +46,11 @@ OPTIONAL = ("returns.parquet",)  # with save_returns
 def chunk_size(n: int) -> int:
     """Configurations per chunk: a function of the count alone, so a resumed run (whatever
     its ``--jobs``) meets the same boundaries. Small enough for a live progress bar and little
-    lost work on interruption, large enough that scheduling costs nothing next to the kernels."""
-    return int(min(1024, max(32, -(-n // 64))))
+    lost work on interruption, large enough that scheduling costs nothing next to the kernels:
+    a chunk costs 2-3 ms of table building and writing whatever its size, so chunks of 60
+    configurations halved the rate of the 3,840-configuration benchmark (python
+    benchmarks/bench_sweep.py), and eight chunks of 480 restored it."""
+    return int(min(2048, max(32, -(-n // 8))))
 
 
 def _warm_up(comp: Compiled, panels: tuple, s: int, e: int) -> None:

@@ -20,6 +20,7 @@ from sweep.metrics import names as metric_names
 from sweep.run.plan import plan
 from sweep.run.pool import run_chunks
 from sweep.study import MAX_CONFIGS, Study
+import sweep.study.grid as grid_module
 from sweep.study.grid import chunk_size
 from sweep.study.tables import trials_table
 
@@ -122,11 +123,14 @@ def test_the_count_without_enumeration_matches_the_enumeration(tmp_path, data_fi
     assert study.n_configs == sum(1 for _ in study.raw_configs())
 
 
-def test_the_streamed_table_equals_the_table_built_at_once(tmp_path, data_file):
+def test_the_streamed_table_equals_the_table_built_at_once(tmp_path, data_file, monkeypatch):
     path = tmp_path / "s.toml"
     path.write_text(SMALL.format(data=data_file))
     study = sweep.load_study(path)
-    assert chunk_size(study.n_configs) < study.n_configs  # several chunk files are streamed
+    # Small chunks, so that several chunk files are streamed into the table.
+    monkeypatch.setattr(grid_module, "chunk_size", lambda n: max(1, n // 5))
+    assert grid_module.chunk_size(study.n_configs) < study.n_configs
+    assert chunk_size(10**6) <= 2048 and chunk_size(10) >= 1  # the real rule: bounded chunks
     sweep.run_study(study, out=tmp_path / "out", jobs=3, progress=False, save_returns=True)
     streamed = pl.read_parquet(tmp_path / "out" / "trials.parquet")
     # Built another way: every configuration in one call, the table assembled in memory.
