@@ -31,7 +31,8 @@ I_LONG_LOW = 6  # 1: long the bottom bucket, 0: long the top bucket
 I_K = 7  # rebalance_days
 I_PHASE = 8
 I_DRIFT = 9  # 1: hold = "drift", 0: hold = "constant"
-N_INT = 10
+I_FUNDING = 10  # 1: charge funding (SEMANTICS §8), 0: funding = false (F = 0)
+N_INT = 11
 
 # Float parameters (``fp``).
 F_LONG = 0  # long_allocation
@@ -44,6 +45,7 @@ N_FLOAT = 5
 MODE_QUANTILE = 0
 MODE_TOP_N = 1
 MODE_THRESHOLD = 2  # long-only: every eligible symbol with feature <= max_days
+MODE_TARGET = 3  # SEMANTICS §11 trend rules: w* read from a target panel (the feature slot), not ranked
 
 
 # Inlined at the IR level: a call that passes arrays costs reference-count
@@ -81,6 +83,23 @@ def _target_side(order, t, lo, hi, ivol, use_vol, alloc, w, buffer, mark, tgt, t
     return nt, tau
 
 
+@njit(inline="always")
+def _target_read(order, t, n, target, w, buffer, mark, tgt, tw, nt, tau):
+    """``_target_side`` for precomputed targets (``MODE_TARGET``, SEMANTICS §11.8): the
+    symbols ``order[t, :n]`` get ``target[t, i]``, buffered as in §8 step 4."""
+    for j in range(n):
+        i = order[t, j]
+        x = target[t, i]
+        if buffer > 0.0 and x != 0.0 and abs(x - w[i]) <= buffer * abs(x):
+            x = w[i]
+        tau += abs(x - w[i])
+        mark[i] = True
+        tgt[nt] = i
+        tw[nt] = x
+        nt += 1
+    return nt, tau
+
+
 @njit(cache=True, nogil=True)
 def simulate(panels, ranking, ip, fp, s, e, series, weights_out):
     """Run one configuration over days ``s .. e`` (inclusive); fill its daily series.
@@ -92,7 +111,8 @@ def simulate(panels, ranking, ip, fp, s, e, series, weights_out):
     finiteness tests. ``ranking = (order, count, ivol, feature)``: the
     configuration's ranking, the ``(T, N)`` inverse of the risk-parity
     volatility (``(0, 0)`` for equal weights) and the feature panel (read by
-    threshold selection only). ``ip``/``fp`` are the parameter rows (``I_*``,
+    threshold selection only; with ``MODE_TARGET`` it is the target panel
+    ``w*`` and ``order[t, :count[t]]`` lists its non-zero symbols). ``ip``/``fp`` are the parameter rows (``I_*``,
     ``F_*``). Short weights are negative; the long side gets ``+fp[F_LONG]`` of
     NAV and the short side ``-fp[F_SHORT]``. ``series`` ``(N_SERIES, e - s + 1)``
     receives the daily series, one row per ``kernels.metrics.S_*``;
@@ -105,7 +125,7 @@ def simulate(panels, ranking, ip, fp, s, e, series, weights_out):
     q, funding = panels
     order, count, ivol, feature = ranking
     N = q.shape[1]
-    has_funding = funding.shape[0] > 0
+    has_funding = funding.shape[0] > 0 and ip[I_FUNDING] == 1
     use_vol = ip[I_VOL] >= 0
     record = weights_out.shape[0] > 0
     mode = ip[I_MODE]
@@ -196,6 +216,8 @@ def simulate(panels, ranking, ip, fp, s, e, series, weights_out):
                 while k < n and feature[t, order[t, k]] <= max_days:
                     k += 1
                 nt, tau = _target_side(order, t, 0, k, ivol, use_vol, a_long, w, buffer, mark, tgt, tw, nt, tau)
+            elif mode == MODE_TARGET:
+                nt, tau = _target_read(order, t, n, feature, w, buffer, mark, tgt, tw, nt, tau)
             else:
                 k = n // q_div if mode == MODE_QUANTILE else min(top_n, n // 2)
                 lo_alloc = a_long if long_low else a_short

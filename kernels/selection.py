@@ -10,23 +10,64 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def universe(market_cap, excluded, top_k):
-    """Per-day universe mask ``(T, N)``: symbols not ``excluded`` and, when
-    ``top_k > 0``, among the ``top_k`` largest finite market caps of the day
-    (ties by symbol order). ``market_cap`` may be ``(0, 0)`` when ``top_k == 0``.
+def volume_mean(volume, window):
+    """Mean traded value of ``volume[t-window+1 .. t, i]`` over its finite values (SEMANTICS §5).
+
+    Convention: a day before day 0 counts as non-finite; the mean (the sum of
+    the finite values over their count, summed afresh for each window in day
+    order) is NaN unless at least ``ceil(window / 2)`` of the ``window`` values
+    are finite. Equals pandas
+    ``df.rolling(window, min_periods=(window + 1) // 2).mean()`` up to rounding.
     """
-    T = market_cap.shape[0] if top_k > 0 else 0
+    T, N = volume.shape
+    need = (window + 1) // 2
+    out = np.full((T, N), np.nan)
+    for t in range(T):
+        lo = max(0, t - window + 1)
+        for i in range(N):
+            s = 0.0
+            n = 0
+            for u in range(lo, t + 1):
+                x = volume[u, i]
+                if np.isfinite(x):
+                    s += x
+                    n += 1
+            if n >= need:
+                out[t, i] = s / n
+    return out
+
+
+@njit(cache=True, nogil=True)
+def universe(market_cap, excluded, liquid, top_k):
+    """Per-day universe mask ``(T, N)`` of SEMANTICS §5's filters, in order.
+
+    Convention: a symbol is in day ``t``'s universe when it is not
+    ``excluded``, passes ``liquid[t]`` when ``liquid`` has rows (the
+    ``min_volume`` filter), and, when ``top_k > 0``, is among the ``top_k``
+    largest finite market caps of the symbols the filters before kept (ties by
+    symbol order): pandas ``cap.where(kept).rank(axis=1, ascending=False,
+    method="first") <= top_k``. With neither ``liquid`` rows nor ``top_k`` the
+    result is ``(0, N)`` (no filter beyond ``excluded``); ``market_cap`` may be
+    ``(0, 0)`` when ``top_k == 0``.
+    """
     N = excluded.shape[0]
-    if top_k <= 0:
+    use_liquid = liquid.shape[0] > 0
+    if top_k <= 0 and not use_liquid:
         return np.empty((0, N), dtype=np.bool_)
+    T = liquid.shape[0] if use_liquid else market_cap.shape[0]
     out = np.zeros((T, N), dtype=np.bool_)
+    if top_k <= 0:
+        for t in range(T):
+            for i in range(N):
+                out[t, i] = liquid[t, i] and not excluded[i]
+        return out
     idx = np.empty(N, dtype=np.int64)
     neg = np.empty(N)
     for t in range(T):
         n = 0
         for i in range(N):
             c = market_cap[t, i]
-            if not excluded[i] and np.isfinite(c):
+            if not excluded[i] and (not use_liquid or liquid[t, i]) and np.isfinite(c):
                 idx[n] = i
                 neg[n] = -c
                 n += 1

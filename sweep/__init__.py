@@ -49,6 +49,7 @@ from sweep.run.summary import RunSummary  # noqa: E402
 from sweep.study import Study, load_study, run_study  # noqa: E402  (registers the built-in kinds)
 import sweep.book  # noqa: E402,F401  (registers the portfolio kind)
 from sweep.data.synth import synth_panel  # noqa: E402
+from sweep.factors.user import FactorPanel, factor  # noqa: E402  (a researcher's own factors)
 
 
 def synth(n_symbols: int = 200, n_days: int = 3650, seed: int = 0) -> Panel:
@@ -58,6 +59,7 @@ def synth(n_symbols: int = 200, n_days: int = 3650, seed: int = 0) -> Panel:
 
 
 __all__ = [
-    "__version__", "FACTORS", "METRICS", "PARAMETERS", "Panel", "Result", "RunSummary", "Study", "SweepError",
-    "backtest", "load_panel", "load_study", "panel_from_arrays", "panel_from_frame", "run_study", "synth", "synth_panel",
+    "__version__", "FACTORS", "METRICS", "PARAMETERS", "FactorPanel", "Panel", "Result", "RunSummary", "Study",
+    "SweepError", "backtest", "factor", "load_panel", "load_study", "panel_from_arrays", "panel_from_frame",
+    "run_study", "synth", "synth_panel",
 ]

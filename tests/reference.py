@@ -269,13 +269,40 @@ def compute_feature(params, close, l, r, symbols, market_cap, funding) -> np.nda
 # ---------------------------------------------------------------------------
 
 
-def universe(t, symbols, params, market_cap) -> list[int]:
+def is_liquid(t, i, volume, v, X) -> bool:
+    """The ``min_volume = X`` rule with ``volume_window = v``: the window is
+    the v days t-v+1 .. t (a day before day 0 counts as non-finite); the
+    symbol passes when at least ceil(v / 2) of its v volumes are finite and
+    the mean of those finite values (their sum over their count) is >= X."""
+    finite = []
+    for u in range(t - v + 1, t + 1):
+        if u < 0:
+            continue  # before the panel: non-finite
+        x = volume[u, i]
+        if math.isfinite(x):
+            finite.append(x)
+    if len(finite) < math.ceil(v / 2):
+        return False
+    total = 0.0
+    for x in finite:  # in day order
+        total += x
+    return total / len(finite) >= X
+
+
+def universe(t, symbols, params, market_cap, volume=None) -> list[int]:
     """Universe filters, in order: ``exclude`` drops symbols, then
-    ``top_by_market_cap = K`` keeps the K largest finite market caps of day
-    t among the rest (ties by symbol order).  Returns symbol indices in
-    symbol order."""
+    ``min_volume = X`` (with ``volume_window``, X = 0 is off) keeps the liquid
+    ones, then ``top_by_market_cap = K`` keeps the K largest finite market
+    caps of day t among the rest (ties by symbol order).  Returns symbol
+    indices in symbol order."""
     excluded = set(params.get("exclude") or [])
     members = [i for i, sym in enumerate(symbols) if sym not in excluded]
+    X = params.get("min_volume") or 0.0
+    if X > 0:
+        if volume is None:
+            raise ValueError("min_volume needs a volume column")
+        v = int(params.get("volume_window", 30))
+        members = [i for i in members if is_liquid(t, i, volume, v, X)]
     K = params.get("top_by_market_cap")
     if K is not None:
         if market_cap is None:
@@ -332,6 +359,70 @@ def sides(t, elig, feature, params) -> tuple[list[int], list[int]]:
     raise ValueError(f"unknown long side {params['long']!r}")
 
 
+def market_level(params, close, r, symbols) -> np.ndarray:
+    """The regime filter's market level M_t, by beta's ``market`` setting.
+
+    market = "symbol": the close of ``market_symbol`` (NaN where missing).
+    market = "equal_weight": M_0 = 1, M_t = M_{t-1} * (1 + mean of day t's
+    finite r), unchanged on a day without any finite r."""
+    T, N = close.shape
+    market = params.get("market", "symbol")
+    if market == "symbol":
+        sym = params.get("market_symbol", "BTC")
+        if sym not in symbols:
+            raise ValueError(f"market_symbol {sym!r} is not in the panel")
+        return close[:, list(symbols).index(sym)].astype(np.float64).copy()
+    if market == "equal_weight":
+        M = np.empty(T)
+        M[0] = 1.0
+        for t in range(1, T):
+            finite = [r[t, i] for i in range(N) if math.isfinite(r[t, i])]
+            if finite:
+                total = 0.0
+                for x in finite:
+                    total += x
+                M[t] = M[t - 1] * (1.0 + total / len(finite))
+            else:
+                M[t] = M[t - 1]
+        return M
+    raise ValueError(f"unknown market {market!r}")
+
+
+def level_average(M, t, f) -> float:
+    """A_f(t): the sum of the f levels M[t-f+1 .. t] (summed afresh) over f;
+    NaN (undefined) unless t-f+1 >= 0 and all f levels are finite."""
+    if t - f + 1 < 0:
+        return math.nan
+    total = 0.0
+    for u in range(t - f + 1, t + 1):
+        if not math.isfinite(M[u]):
+            return math.nan
+        total += M[u]
+    return total / f
+
+
+def regime_holds(t, params, M) -> bool:
+    """On rebalance day t: "all" always holds; "bear" when A_fast < A_slow,
+    "bull" when A_fast > A_slow; equality or an undefined average holds
+    neither (flat)."""
+    regime = params.get("regime", "all")
+    if regime == "all":
+        return True
+    fast = int(params.get("regime_fast", 50))
+    slow = int(params.get("regime_slow", 200))
+    if not 1 <= fast < slow:
+        raise ValueError("need 1 <= regime_fast < regime_slow")
+    a_fast = level_average(M, t, fast)
+    a_slow = level_average(M, t, slow)
+    if math.isnan(a_fast) or math.isnan(a_slow):
+        return False
+    if regime == "bear":
+        return a_fast < a_slow
+    if regime == "bull":
+        return a_fast > a_slow
+    raise ValueError(f"unknown regime {regime!r}")
+
+
 # ---------------------------------------------------------------------------
 # Section 6: weights
 # ---------------------------------------------------------------------------
@@ -351,11 +442,16 @@ def side_weights(members, allocation, weighting, t, vol_rp) -> dict[int, float]:
     raise ValueError(f"unknown weighting {weighting!r}")
 
 
-def target_weights(t, symbols, params, feature, close, vol_rp, market_cap) -> np.ndarray:
-    """Sections 5 and 6: the target vector w* at the close of rebalance day t."""
+def target_weights(t, symbols, params, feature, close, vol_rp, market_cap, volume=None, level=None) -> np.ndarray:
+    """Sections 5 and 6: the target vector w* at the close of rebalance day t.
+
+    The regime filter comes first (``level`` is the market level M; None for
+    regime = "all"): where it does not hold every target weight is 0."""
     N = len(symbols)
     target = np.zeros(N)
-    members = universe(t, symbols, params, market_cap)
+    if not regime_holds(t, params, level):
+        return target
+    members = universe(t, symbols, params, market_cap, volume)
     elig = eligible(t, members, feature, close, vol_rp, params["weighting"])
     longs, shorts = sides(t, elig, feature, params)
     for i, wi in side_weights(longs, params["long_allocation"], params["weighting"], t, vol_rp).items():
@@ -544,9 +640,14 @@ def metrics(run: dict, run_pre: dict) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def reference_backtest(dates, symbols, close, market_cap, funding, params, s, e) -> dict:
+def reference_backtest(dates, symbols, close, market_cap, funding, params, s, e, volume=None) -> dict:
     """Backtest one fully resolved configuration over the inclusive window
     [s, e] of day indices.
+
+    ``params`` may carry section 5's ``min_volume`` / ``volume_window`` (read
+    from ``volume``), ``regime`` / ``regime_fast`` / ``regime_slow`` (with
+    ``market`` / ``market_symbol``) and section 8's ``funding`` switch
+    (default true; false ignores the funding column).
 
     Returns ``{"metrics", "R", "R_pre", "weights"}`` plus the per-day
     diagnostics ``"P"``, ``"F"``, ``"C"``, ``"tau"``, ``"V"``,
@@ -566,6 +667,17 @@ def reference_backtest(dates, symbols, close, market_cap, funding, params, s, e)
         raise ValueError(f"bad window s={s}, e={e} for T={T}")
     if not (int(params["rebalance_days"]) >= 1 and 0 <= int(params["phase"]) < int(params["rebalance_days"])):
         raise ValueError("need rebalance_days >= 1 and 0 <= phase < rebalance_days")
+    if volume is not None:
+        volume = np.asarray(volume, dtype=np.float64)
+    # Section 5: a liquidity filter without volumes is an error before any day.
+    if (params.get("min_volume") or 0.0) > 0 and volume is None:
+        raise ValueError("min_volume > 0 needs a volume column")
+    # Section 8: funding = false ignores the column (F = 0); carry then has
+    # nothing to rank (section 4: an error).
+    if not params.get("funding", True):
+        if params["factor"] == "carry":
+            raise ValueError("carry needs funding = true")
+        funding = None
 
     # Section 2.
     r = simple_returns(close)
@@ -575,12 +687,15 @@ def reference_backtest(dates, symbols, close, market_cap, funding, params, s, e)
     # Section 3/4.
     feature = compute_feature(params, close, l, r, symbols, market_cap, funding)
     vol_rp = feature_volatility(l, params["vol_window"]) if params["weighting"] == "risk_parity" else None
+    # Section 5, regime filter: the market level (a missing market symbol is
+    # an error unless regime = "all", which reads no market).
+    level = None if params.get("regime", "all") == "all" else market_level(params, close, r, symbols)
 
     # Sections 5/6/7: targets on rebalance days (they use data up to t only).
     targets = {}
     for t in range(s, e + 1):
         if is_rebalance_day(t, s, params):
-            targets[t] = target_weights(t, symbols, params, feature, close, vol_rp, market_cap)
+            targets[t] = target_weights(t, symbols, params, feature, close, vol_rp, market_cap, volume, level)
 
     # Section 8: the net run and the pre-cost run (fees and slippage 0,
     # funding kept).

@@ -134,6 +134,10 @@ def read_value(name: str, raw: Any, path: Path, key: str) -> LiveValue:
         if not isinstance(raw, str) or not raw.strip():
             raise _bad(path, key, f"= {quote(raw)} must be a non-empty string")
         value = raw
+    elif kind == "bool":  # SEMANTICS §8 funding switch (and any other true/false parameter)
+        if not isinstance(raw, bool):
+            raise _bad(path, key, f"= {quote(raw)} must be true or false")
+        value = raw
     else:
         value = raw
     try:

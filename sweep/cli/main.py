@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sweep.cli import compare, data, live, portfolio, report, run, show, validate
+from sweep.cli import audit, compare, data, live, portfolio, report, run, show, validate
 from sweep.cli.common import Parser
 from sweep.core.errors import SweepError
 from sweep.core.version import __version__
 
 # In `sweep --help` order; `live` adds two commands, export and check.
-COMMANDS = (run, show, validate, data, report, compare, portfolio, live)
+COMMANDS = (run, show, validate, audit, data, report, compare, portfolio, live)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,9 +5,11 @@ module words it (``sweep.cli.common.kind_module``)."""
 from __future__ import annotations
 
 import shlex
+import sys
 import textwrap
 from pathlib import Path
 
+from sweep.cli import audit
 from sweep.cli.common import kind_module, term_width
 from sweep.core.errors import SweepError
 from sweep.study import MAX_CONFIGS, get, load_study, run_study
@@ -37,11 +39,15 @@ def command(args) -> int:
     if args.max_configs is not None and args.max_configs < 1:
         raise SweepError(f"--max-configs = {args.max_configs} must be at least 1")
     study = load_study(args.study)
+    for line in study.code_notices():  # the researcher's code this run executes, even with --quiet
+        print(line, file=sys.stderr)
     kind = get(study.kind, f"{study.path}: [study] kind")
     module = kind_module(study.kind)
     check = getattr(module, "check", None)
     if check is not None:
         check(study)
+    if audit.first_run(study, args.out, args.data, args.funding, args.quiet):  # a user factor's lookahead
+        return 1
     summary = run_study(study, data=args.data, funding=args.funding, out=args.out, jobs=args.jobs,
                         force=args.force, save_returns=args.save_returns, progress=not args.quiet,
                         max_configs=args.max_configs)

@@ -32,6 +32,8 @@ def command(args) -> int:
         check(study)
     lines = kind.describe(study, data=args.data, funding=args.funding)  # all that can fail, before "valid"
     print(f"{study.path}: valid {study.kind} study '{study.name}'")
+    for line in study.code_notices():  # the researcher's code a run executes
+        print(f"  {line}")
     for line in lines:
         print(f"  {line}")
     return 0

@@ -27,8 +27,11 @@ class Panel:
     """Dense daily panel: every calendar day from the first to the last date, symbols sorted.
 
     Each field is a C-contiguous float64 ``(T, N)`` array with NaN where the
-    long table has no row (or a null). Derived return panels are computed on
-    first use and kept.
+    long table has no row (or a null): ``close``, the optional columns present,
+    and every other numeric column of the table under its own name (open
+    interest, supply, a score; an infinite value refused as for the optional
+    ones); an extra column that is not numbers is named in ``non_numeric``.
+    Derived return panels are computed on first use and kept.
     """
 
     dates: np.ndarray  # datetime64[D], (T,)
@@ -37,6 +40,9 @@ class Panel:
     source: str
     fingerprint: str  # sha256 prefix of the input file(s)' bytes
     _extra: dict = field(default_factory=dict, repr=False)
+    # Extra columns of the table that are not numbers (name -> type), kept out of ``fields``:
+    # a factor that reads one is refused naming its type rather than "no such column".
+    non_numeric: dict[str, str] = field(default_factory=dict)
 
     @property
     def close(self) -> np.ndarray:
@@ -373,9 +379,37 @@ def panel_from_frame(df: pl.DataFrame, source: str, fingerprint: str | None = No
             values = _float_column(df, name, path)
             _check_values(df, name, values, path)
             fields[name] = dense(values.fill_null(np.nan).to_numpy())
+    non_numeric = {}
+    for name in df.columns:
+        if name in REQUIRED or name in OPTIONAL:
+            continue
+        values = _extra_column(df, name)
+        if values is None:
+            non_numeric[name] = str(df.schema[name])
+            continue
+        _check_values(df, name, values, path)
+        fields[name] = dense(values.fill_null(np.nan).to_numpy())
     if fingerprint is None:
         fingerprint = _hash_arrays(fields)
-    return Panel(dates=dates, symbols=symbols, fields=fields, source=str(source), fingerprint=fingerprint)
+    return Panel(dates=dates, symbols=symbols, fields=fields, source=str(source), fingerprint=fingerprint,
+                 non_numeric=non_numeric)
+
+
+def _extra_column(df: pl.DataFrame, name: str) -> pl.Series | None:
+    """An extra column (open interest, supply, a score) as float64, or None when it is not
+    numbers: a numeric type, or text every non-missing value of which reads as a number.
+    Booleans, dates and text such as a sector name stay out of the panel."""
+    col = df[name]
+    if col.dtype == pl.Null:
+        return pl.Series(name, [None] * len(col), dtype=pl.Float64)
+    if col.dtype.is_numeric():
+        return col.cast(pl.Float64)
+    if col.dtype == pl.String:
+        try:
+            return col.cast(pl.Float64, strict=True)
+        except Exception:  # polars raises several types: any value that is not a number
+            return None
+    return None
 
 
 def _hash_arrays(arrays: dict[str, np.ndarray]) -> str:

@@ -13,6 +13,8 @@ from typing import Any
 from sweep import factors
 from sweep.core.errors import SweepError
 from sweep.factors import FACTORS  # noqa: F401  (the live registry, re-exported as sweep.FACTORS)
+from sweep.factors import user as user_factors
+from sweep.factors import trend  # SEMANTICS §11 trend rules
 
 
 class _Choices(dict):
@@ -39,6 +41,8 @@ CHOICES: dict[str, tuple[str, ...]] = _Choices({
     "weighting": ("equal", "risk_parity"),
     "hold": ("drift", "constant"),
     "market": ("symbol", "equal_weight"),
+    "regime": ("all", "bear", "bull"),  # SEMANTICS §5 regime filter
+    "transform": ("level", "mean", "change", "pct_change", "zscore"),  # column factors (README)
 })
 
 # name -> (kind, default). None defaults are resolved per factor in ``resolve``.
@@ -64,6 +68,29 @@ PARAMS: dict[str, tuple[str, Any]] = {
     "max_days": ("int", 20),
     "top_by_market_cap": ("int", 0),  # 0: no market-cap universe filter
     "exclude": ("strlist", ()),
+    # SEMANTICS §5 universe and regime, §8 funding switch
+    "min_volume": ("float", 0.0),  # 0: no liquidity filter
+    "volume_window": ("int", 30),
+    "regime": ("choice", "all"),
+    "regime_fast": ("int", 50),
+    "regime_slow": ("int", 200),
+    "funding": ("bool", True),
+    # Any data column as a feature: factor = "column:NAME" (sweep.factors.columns, README)
+    "transform": ("choice", "level"),
+    # SEMANTICS §11 trend rules (ewmac, breakout; sweep.factors.trend): read by trend factors only
+    "fast": ("float", None),  # ewmac: 16
+    "slow": ("float", None),  # ewmac: 4 * fast
+    "smooth": ("int", None),  # breakout: max(window // 4, 1)
+    "forecast_scalar": ("scalar", "published"),  # the published value, a positive number or "auto"
+    "scalar_min_periods": ("int", 500),
+    "forecast_cap": ("float", 20.0),
+    "vol_span": ("float", 35.0),
+    "vol_min_periods": ("int", 10),
+    "vol_floor": ("float", 0.05),
+    "vol_target": ("float", 0.20),
+    "idm": ("float", 1.0),
+    "max_leverage": ("leverage", 2.0),  # "none" (stored as 0): no cap
+    "long_only": ("bool", False),
 }
 
 # Lower bounds of the numeric parameters (window is checked per factor).
@@ -80,7 +107,44 @@ MINIMUM: dict[str, float] = {
     "short_allocation": 0,
     "max_days": 0,
     "top_by_market_cap": 0,
+    # SEMANTICS §5 universe and regime
+    "min_volume": 0,
+    "volume_window": 1,
+    "regime_fast": 1,
+    "regime_slow": 2,
+    # SEMANTICS §11 trend rules (forecast_cap, vol_target, idm must be > 0: sweep.factors.trend.resolve)
+    "fast": 1,
+    "slow": 1,
+    "smooth": 1,
+    "scalar_min_periods": 1,
+    "forecast_cap": 0,
+    "vol_span": 1,
+    "vol_min_periods": 2,
+    "vol_floor": 0,
+    "vol_target": 0,
+    "idm": 0,
 }
+
+# A researcher's own factors (sweep.factors.user): each keyword parameter of a user factor is a
+# parameter too, of its default's type; ``sync_user_params`` adds those of the factors registered
+# since (a study file's parse calls it), ``resolve`` gives each its factor's default and keeps it
+# out of another factor's configuration that does not set it. A name already here reads the built-in.
+USER_PARAMS: set[str] = set()
+_SYNCED = [-1]  # the user factor registry's generation last synced
+
+
+def sync_user_params() -> None:
+    if _SYNCED[0] == user_factors.generation():
+        return
+    kinds = user_factors.param_kinds()
+    for name in USER_PARAMS - set(kinds):  # its factors were forgotten
+        PARAMS.pop(name, None)
+        USER_PARAMS.discard(name)
+    for name, kind in kinds.items():
+        if name not in PARAMS:
+            PARAMS[name] = (kind, None)
+            USER_PARAMS.add(name)
+    _SYNCED[0] = user_factors.generation()
 
 
 # Far beyond any daily panel, far below the kernels' int64: a larger value is a typo.
@@ -96,6 +160,8 @@ def closest(name: str, valid) -> str:
 def check_value(name: str, value: Any, where: str) -> Any:
     """Type-check one value of parameter ``name``; returns it normalised."""
     if name not in PARAMS:
+        sync_user_params()  # a user factor's parameter, registered since the last sync
+    if name not in PARAMS:
         raise SweepError(f"{where}: unknown parameter '{name}'{closest(name, PARAMS)}")
     kind, _ = PARAMS[name]
     bad = f"{where}: {name} = {value!r}"
@@ -109,9 +175,19 @@ def check_value(name: str, value: Any, where: str) -> Any:
         if value != value or value in (float("inf"), float("-inf")):
             raise SweepError(f"{bad} must be finite")
     elif kind == "choice":
+        if name == "factor" and isinstance(value, str) and value not in FACTORS:
+            try:  # "column:NAME" builds its factor on first use (sweep.factors.registry.add_resolver)
+                factors.registry.resolve(value)
+            except SweepError as exc:
+                raise SweepError(f"{bad}: {exc}") from None
         if not isinstance(value, str) or value not in CHOICES[name]:
             hint = closest(value, CHOICES[name]) if isinstance(value, str) else ""
             raise SweepError(f"{bad} is not one of {', '.join(CHOICES[name])}{hint}")
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            raise SweepError(f"{bad} must be true or false")
+    elif kind in ("scalar", "leverage"):  # SEMANTICS §11 trend rules: forecast_scalar, max_leverage
+        value = trend.check_value(kind, value, f"{where}: {name}")
     elif kind == "str":
         if not isinstance(value, str) or not value:
             raise SweepError(f"{bad} must be a non-empty string")
@@ -137,6 +213,9 @@ def resolve(params: dict[str, Any], where: str = "parameters", checked: bool = F
     given = params if checked else {name: check_value(name, value, where) for name, value in params.items()}
     out = {name: given.get(name, default) for name, (_, default) in PARAMS.items()}
     factor = factors.get(out["factor"])
+    sync_user_params()
+    if USER_PARAMS:
+        user_factors.fill_params(out, given, USER_PARAMS)
     if out["window"] is None:
         out["window"] = factor.window if factor.window is not None else 0
     elif factor.window is not None and out["window"] < factor.min_window:
@@ -158,15 +237,28 @@ def resolve(params: dict[str, Any], where: str = "parameters", checked: bool = F
             f"{where}: phase = {out['phase']} must be below rebalance_days = {out['rebalance_days']}"
         )
     out["exclude"] = tuple(sorted(set(out["exclude"])))
+    # SEMANTICS §5 regime: two moving averages, the fast one shorter (checked whatever the regime,
+    # so a grid's impossible pairs are refused before a run, not only where a regime reads them).
+    if out["regime_fast"] >= out["regime_slow"]:
+        raise SweepError(f"{where}: regime_fast = {out['regime_fast']} must be below "
+                         f"regime_slow = {out['regime_slow']}")
+    trend.resolve(out, where)  # SEMANTICS §11 trend rules: speeds, published scalars (checked for trend factors)
     return out
 
 
 def warmup_days(p: dict[str, Any]) -> int:
     """The largest window a resolved configuration reads (SEMANTICS §7's ``W``)."""
     factor = factors.get(p["factor"])
-    w = p["window"] if factor.window is not None else 0
+    w = p["window"] if factor.window is not None and "window" in factor.args(p) else 0
     if p["weighting"] == "risk_parity":
         w = max(w, p["vol_window"])
+    if trend.is_trend(p["factor"]):  # SEMANTICS §11.9: the trend rule's warm-up replaces the ranking windows
+        w = trend.warmup(p)
+    # SEMANTICS §7: the liquidity window and the regime's slow average count too.
+    if p["min_volume"] > 0:
+        w = max(w, p["volume_window"])
+    if p["regime"] != "all":
+        w = max(w, p["regime_slow"])
     return w
 
 

@@ -14,11 +14,14 @@ from typing import Any
 import numpy as np
 
 from kernels import portfolio as K
+from kernels import regime as regimes
 from kernels import selection
 from kernels.batch import run_batch
 
 from sweep import factors, metrics
+from sweep.core.errors import SweepError
 from sweep.data.panel import Panel
+from sweep.factors import trend  # SEMANTICS §11 trend rules
 
 
 def feature_key(p: dict[str, Any]) -> tuple:
@@ -26,9 +29,33 @@ def feature_key(p: dict[str, Any]) -> tuple:
     return factors.get(p["factor"]).cache_key(p)
 
 
+def universe_key(p: dict[str, Any]) -> tuple:
+    """What a configuration's universe (SEMANTICS §5 filters) depends on: ``(exclude, min_volume,
+    volume_window, top_by_market_cap)``, the volume window only where the filter is on."""
+    liquid = p["min_volume"] > 0
+    return (p["exclude"], p["min_volume"] if liquid else 0.0, p["volume_window"] if liquid else 0,
+            p["top_by_market_cap"])
+
+
+def regime_key(p: dict[str, Any]) -> tuple | None:
+    """What a configuration's regime filter depends on; None for ``regime = "all"`` (no filter)."""
+    if p["regime"] == "all":
+        return None
+    symbol = p["market_symbol"] if p["market"] == "symbol" else None
+    return (p["regime"], p["regime_fast"], p["regime_slow"], p["market"], symbol)
+
+
+# SEMANTICS §11 trend rules: a trend configuration's "ranking" is its target panel, under the key
+# ``(TREND, feature key, sizing key, universe key, regime key)`` (no factor key is this string).
+TREND = "§11 trend"
+
+
 def ranking_key(p: dict[str, Any]) -> tuple:
+    """``(feature key, risk-parity vol window or None, universe key, regime key or None)``."""
+    if trend.is_trend(p["factor"]):  # SEMANTICS §11 trend rules: sized symbol by symbol, not ranked
+        return (TREND, feature_key(p), trend.sizing_key(p), universe_key(p), regime_key(p))
     vol = p["vol_window"] if p["weighting"] == "risk_parity" else None
-    return (feature_key(p), vol, p["exclude"], p["top_by_market_cap"])
+    return (feature_key(p), vol, universe_key(p), regime_key(p))
 
 
 class Workspace:
@@ -38,13 +65,25 @@ class Workspace:
         self.panel = panel
         self._features: dict[tuple, np.ndarray] = {}
         self._universes: dict[tuple, np.ndarray] = {}
+        self._regimes: dict[tuple, np.ndarray] = {}
         self._rankings: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._targets: dict[tuple, np.ndarray] = {}  # SEMANTICS §11: target panels by trend key
 
     def check(self, p: dict[str, Any], where: str) -> None:
         """Refuse a configuration the data cannot serve (a missing column or symbol)."""
         factors.get(p["factor"]).validate(self.panel, p, where)
         if p["top_by_market_cap"] > 0:
             self.panel.field("market_cap", f"top_by_market_cap ({where})")
+        # SEMANTICS §5 universe and regime, §8 funding switch.
+        if p["min_volume"] > 0:
+            self.panel.field("volume", f"min_volume = {p['min_volume']:g} ({where})")
+        if p["regime"] != "all" and p["market"] == "symbol" and p["market_symbol"] not in self.panel.symbols:
+            raise SweepError(f"{where}: regime = '{p['regime']}' reads the close of market_symbol = "
+                             f"'{p['market_symbol']}', which is not a symbol of {self.panel.source} "
+                             f"(or set market = \"equal_weight\")")
+        if not p["funding"] and "funding_rate" in factors.get(p["factor"]).needs:
+            raise SweepError(f"{where}: the {p['factor']} factor ranks funding rates, which funding = false "
+                             f"ignores; set funding = true")
 
     def feature(self, key: tuple) -> np.ndarray:
         if key not in self._features:
@@ -69,23 +108,93 @@ class Workspace:
         ex = set(exclude)
         return np.array([s in ex for s in self.panel.symbols], dtype=np.bool_)
 
-    def universe(self, exclude: tuple[str, ...], top_k: int) -> np.ndarray:
-        key = (exclude, top_k)
+    def universe(self, key: tuple) -> np.ndarray:
+        """The universe of ``universe_key`` as ``rank_eligible`` reads it: ``(T, N)``, or ``(0, N)``
+        where no filter beyond ``exclude`` is set."""
         if key not in self._universes:
+            exclude, min_volume, volume_window, top_k = key
             mcap = self.panel.field("market_cap", "top_by_market_cap") if top_k > 0 else np.empty((0, 0))
-            self._universes[key] = selection.universe(mcap, self.excluded(exclude), top_k)
+            liquid = np.empty((0, 0), dtype=np.bool_)
+            if min_volume > 0:
+                mean = self.volume_mean(volume_window)
+                liquid = mean >= min_volume  # NaN (too few finite days) compares False
+            self._universes[key] = selection.universe(mcap, self.excluded(exclude), liquid, top_k)
         return self._universes[key]
 
-    def ranking(self, key: tuple) -> tuple[np.ndarray, np.ndarray]:
+    def volume_mean(self, window: int) -> np.ndarray:
+        """Mean traded value over ``window`` days (SEMANTICS §5's ``min_volume`` rule), once per window."""
+        key = ("volume_mean", window)
+        if key not in self._features:
+            volume = self.panel.field("volume", "min_volume")
+            self._features[key] = selection.volume_mean(volume, window)
+        return self._features[key]
+
+    def universe_mask(self, p: dict[str, Any]) -> np.ndarray:
+        """Day ``t``'s universe of configuration ``p`` (SEMANTICS §5: exclude, min_volume,
+        top_by_market_cap, in that order) as a full bool ``(T, N)`` array (True = a member)."""
+        mask = self.universe(universe_key(p))
+        if mask.shape[0] == 0:
+            mask = np.broadcast_to(~self.excluded(p["exclude"]), self.panel.shape)
+        return mask
+
+    def regime_mask(self, p: dict[str, Any]) -> np.ndarray:
+        """Days ``(T,)`` on which configuration ``p``'s regime (SEMANTICS §5) holds; all True for
+        ``regime = "all"``. The engine reads it on rebalance days only."""
+        return self.regime(regime_key(p))
+
+    def regime(self, key: tuple | None) -> np.ndarray:
+        """The regime mask of ``regime_key`` (None: every day holds)."""
+        if key is None:
+            return np.ones(self.panel.shape[0], dtype=np.bool_)
+        if key not in self._regimes:
+            name, fast, slow, market, symbol = key
+            if market == "symbol":
+                if symbol not in self.panel.symbols:
+                    raise SweepError(f"regime = '{name}': market_symbol = '{symbol}' is not a symbol of "
+                                     f"{self.panel.source}")
+                level = np.ascontiguousarray(self.panel.close[:, self.panel.symbols.index(symbol)])
+            else:
+                level = regimes.equal_weight_level(self.panel.simple_returns)
+            sign = regimes.BEAR if name == "bear" else regimes.BULL
+            self._regimes[key] = regimes.regime_holds(level, fast, slow, sign)
+        return self._regimes[key]
+
+    def target(self, key: tuple) -> np.ndarray:
+        """SEMANTICS §11.8: the target panel ``w*`` ``(T, N)`` of trend key ``key`` (``ranking_key``)."""
+        self.ranking(key)
+        return self._targets[key]
+
+    def trend_ranking(self, key: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """SEMANTICS §11.6-§11.8: the target panel of trend key ``key`` and its non-zero symbols
+        per day, as ``(order, count)`` for ``portfolio.simulate``'s ``MODE_TARGET``."""
         if key not in self._rankings:
-            fkey, vol_window, exclude, top_k = key
-            if vol_window:
-                order, count = self.ranking((fkey, None, exclude, top_k))
+            _, fkey, sizing, ukey, rkey = key
+            allowed = self.universe(ukey)
+            if allowed.shape[0] == 0:
+                allowed = np.ascontiguousarray(np.broadcast_to(~self.excluded(ukey[0]), self.panel.shape))
+            target, order, count = trend.targets(self.panel, (fkey, self.feature(fkey)), sizing,
+                                                 (allowed, self.regime(rkey)), ukey)
+            self._targets[key] = target
+            self._rankings[key] = (order, count)
+        return self._rankings[key]
+
+    def ranking(self, key: tuple) -> tuple[np.ndarray, np.ndarray]:
+        if key[0] == TREND:
+            return self.trend_ranking(key)
+        if key not in self._rankings:
+            fkey, vol_window, ukey, rkey = key
+            if rkey is not None:
+                # SEMANTICS §5: where the regime does not hold nothing is eligible, so every
+                # selection mode (quantile, top_n, threshold) gives k = 0: flat.
+                order, count = self.ranking((fkey, vol_window, ukey, None))
+                self._rankings[key] = (order, np.where(self.regime(rkey), count, 0).astype(np.int32))
+            elif vol_window:
+                order, count = self.ranking((fkey, None, ukey, None))
                 self._rankings[key] = selection.restrict_ranking(order, count, self.vol(vol_window))
             else:
                 self._rankings[key] = selection.rank_eligible(
-                    self.feature(fkey), self.panel.close, np.empty((0, 0)), self.excluded(exclude),
-                    self.universe(exclude, top_k))
+                    self.feature(fkey), self.panel.close, np.empty((0, 0)), self.excluded(ukey[0]),
+                    self.universe(ukey))
         return self._rankings[key]
 
     def prepare(self, configs: list[dict[str, Any]], jobs: int = 1) -> None:
@@ -93,16 +202,24 @@ class Workspace:
 
         The kernels release the GIL, so threads share the panel without copies.
         Stages run in dependency order (features, then plain rankings, then the
-        risk-parity rankings derived from them), each stage in parallel.
+        risk-parity rankings derived from them, then the regime-filtered ones),
+        each stage in parallel.
         """
         keys = {ranking_key(p) for p in configs}
+        trend_keys = {k for k in keys if k[0] == TREND}  # SEMANTICS §11: targets, after the features
+        keys -= trend_keys
         vol = factors.get("volatility")
         features = {k[0] for k in keys} | {vol.cache_key({"window": k[1]}) for k in keys if k[1]}
-        plain = {(k[0], None, k[2], k[3]) for k in keys}
+        features |= {k[1] for k in trend_keys}
+        plain = {(k[0], None, k[2], None) for k in keys}
+        unfiltered = {(k[0], k[1], k[2], None) for k in keys}
         self.panel.log_returns  # noqa: B018  (computed once, before the threads read it)
-        for exclude, top_k in {(k[2], k[3]) for k in keys}:
-            self.universe(exclude, top_k)
-        for stage, fn in ((features, self.feature), (plain, self.ranking), (keys - plain, self.ranking)):
+        for ukey in {k[2] for k in keys}:
+            self.universe(ukey)
+        for rkey in {k[3] for k in keys}:
+            self.regime(rkey)
+        for stage, fn in ((features, self.feature), (plain, self.ranking), (unfiltered - plain, self.ranking),
+                          (keys - unfiltered, self.ranking), (trend_keys, self.ranking)):
             todo = sorted(stage, key=repr)
             if jobs > 1 and len(todo) > 1:
                 from concurrent.futures import ThreadPoolExecutor
@@ -142,7 +259,11 @@ def compile_configs(ws: Workspace, configs: list[dict[str, Any]], jobs: int = 1)
         int_row = [0] * K.N_INT
         int_row[K.I_RANK] = ranks.setdefault(ranking_key(p), len(ranks))
         int_row[K.I_VOL] = vols.setdefault(p["vol_window"], len(vols)) if p["weighting"] == "risk_parity" else -1
-        if factors.get(p["factor"]).long is None:
+        if trend.is_trend(p["factor"]):  # SEMANTICS §11.8: targets read on rebalance days
+            int_row[K.I_VOL] = -1
+            int_row[K.I_MODE] = K.MODE_TARGET
+            int_row[K.I_FEAT] = feats.setdefault(ranking_key(p), len(feats))
+        elif factors.get(p["factor"]).long is None:
             int_row[K.I_MODE] = K.MODE_THRESHOLD
             int_row[K.I_FEAT] = feats.setdefault(feature_key(p), len(feats))
         else:
@@ -154,6 +275,7 @@ def compile_configs(ws: Workspace, configs: list[dict[str, Any]], jobs: int = 1)
         int_row[K.I_K] = p["rebalance_days"]
         int_row[K.I_PHASE] = p["phase"]
         int_row[K.I_DRIFT] = 1 if p["hold"] == "drift" else 0
+        int_row[K.I_FUNDING] = 1 if p["funding"] else 0  # SEMANTICS §8 funding switch
         float_row = [0.0] * K.N_FLOAT
         float_row[K.F_LONG] = p["long_allocation"]
         float_row[K.F_SHORT] = p["short_allocation"]
@@ -169,7 +291,7 @@ def compile_configs(ws: Workspace, configs: list[dict[str, Any]], jobs: int = 1)
     return Compiled(ip, fp, _stack([o for o, _ in rankings], (T, N), np.int32),
                     _stack([c for _, c in rankings], (T,), np.int32),
                     _stack([ws.inverse_vol(w) for w in vols], (T, N), np.float64),
-                    _stack([ws.feature(k) for k in feats], (T, N), np.float64))
+                    _stack([ws.target(k) if k[0] == TREND else ws.feature(k) for k in feats], (T, N), np.float64))
 
 
 def _stack(arrays: list[np.ndarray], shape: tuple[int, ...], dtype) -> np.ndarray:

@@ -91,8 +91,10 @@ def register(factor: Factor) -> Factor:
     """Add (or replace) ``factor``; returns it. Usable as ``register(Factor(...))``."""
     if not isinstance(factor, Factor):
         raise SweepError(f"register() takes a Factor, not {type(factor).__name__}")
-    if not factor.name.isidentifier():
-        raise SweepError(f"factor name {factor.name!r} must be an identifier")
+    head, colon, tail = factor.name.partition(":")
+    if not (factor.name.isidentifier() or colon and head.strip() == head != "" and tail.strip() == tail != ""):
+        # "source:name" names a factor built from a spec: "column:open_interest", "my_factors.py:amihud".
+        raise SweepError(f"factor name {factor.name!r} must be an identifier or 'source:name'")
     if factor.long not in ("low", "high", None):
         raise SweepError(f"factor '{factor.name}': long = {factor.long!r} must be 'low', 'high' or None")
     if factor.window is not None and factor.window < factor.min_window:
@@ -119,11 +121,35 @@ def unregister(name: str) -> None:
             _BY_KEY[factor.key] = heir
 
 
+# Functions ``name -> Factor | None`` that build a factor from its name on first use
+# (``column:NAME``, ``sweep.factors.columns``): the factor is registered, then found as any other.
+_RESOLVERS: list[Callable[[str], "Factor | None"]] = []
+
+
+def add_resolver(fn: Callable[[str], "Factor | None"]) -> None:
+    """Let ``get`` build the factors of names ``fn`` recognises (``fn`` returns None for others)."""
+    if fn not in _RESOLVERS:
+        _RESOLVERS.append(fn)
+
+
+def resolve(name: str) -> Factor | None:
+    """The factor ``name``, built by a resolver and registered on first use; None when no
+    factor has that name (a resolver that recognises a name but refuses it raises)."""
+    if name in FACTORS:
+        return FACTORS[name]
+    for resolver in _RESOLVERS:
+        factor = resolver(name)
+        if factor is not None:
+            return register(factor)
+    return None
+
+
 def get(name: str) -> Factor:
     """The factor ``name``; a one-line SweepError listing the known factors otherwise."""
-    if name not in FACTORS:
+    factor = resolve(name) if isinstance(name, str) else None
+    if factor is None:
         raise SweepError(f"unknown factor '{name}'; the factors are {', '.join(FACTORS)}")
-    return FACTORS[name]
+    return factor
 
 
 def names() -> tuple[str, ...]:

@@ -44,7 +44,9 @@ def manifest_head(study: Any, panel: Any, fp_: str, start: Any, end: Any, days: 
         "schema_version": SCHEMA_VERSION,
         "fingerprint": fp_,
         "study": {"name": study.name, "kind": study.kind, "objective": study.objective,
-                  "path": str(study.path), "fingerprint": study.fingerprint(), "text": study.text},
+                  "path": str(study.path), "fingerprint": study.fingerprint(), "text": study.text,
+                  # the user factors' code it ran: origin, path and sha256 of each file
+                  **({"code": study.code_record()} if getattr(study, "code", None) else {})},
         "data": {"path": panel.source, "fingerprint": panel.fingerprint,
                  "days": int(panel.shape[0]), "symbols": int(panel.shape[1]),
                  "first_date": str(panel.dates[0]), "last_date": str(panel.dates[-1]),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep.core.errors import SweepError
+from sweep.factors import load as factor_code
 
 SCHEMA_VERSION = 2
 
@@ -42,6 +43,7 @@ def check_schema(manifest: dict[str, Any], path: Path | str) -> None:
     """Refuse a manifest of another schema, with the command that rebuilds it."""
     version = manifest.get("schema_version")
     if version == SCHEMA_VERSION:
+        factor_code.restore(manifest)  # the user factors its books ran, for a rerun (sweep.factors.load)
         return
     study = (manifest.get("study") or {}).get("path") if isinstance(manifest.get("study"), dict) else None
     rerun = f"sweep run {study} --force" if study else "sweep run STUDY --force"

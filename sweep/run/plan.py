@@ -95,7 +95,8 @@ def plan(study: Any, data: str | Path | None = None, funding: str | Path | None 
     ws = Workspace(panel)
     seen = set()
     for p in configs:
-        needs = (p["factor"], p["top_by_market_cap"] > 0, p["market"], p["market_symbol"])
+        needs = (p["factor"], p["top_by_market_cap"] > 0, p["market"], p["market_symbol"],
+                 p["min_volume"] > 0, p["regime"] != "all", p["funding"])
         if needs not in seen:
             seen.add(needs)
             ws.check(p, str(study.path))

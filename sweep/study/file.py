@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sweep.core.errors import SweepError
-from sweep.engine.params import PARAMS, check_value, closest, resolve
+from sweep.engine.params import PARAMS, check_value, closest, resolve, sync_user_params
+from sweep.factors import load as factor_code
 from sweep.metrics import names as metric_names
 from sweep.study import kind as kinds
 
@@ -46,6 +47,9 @@ class Study:
     # The kind-specific tables ([space], [optuna], [walk_forward], [monte_carlo], ...)
     # as read; each kind validates its own (``sweep.study.kind``).
     tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The researcher's code the study runs: user factor name -> where it comes from and the
+    # sha256 of its file (``sweep.factors.load.Code``); part of the fingerprint.
+    code: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_configs(self) -> int:
@@ -109,9 +113,21 @@ class Study:
         return out
 
     def fingerprint(self) -> str:
-        """Hash of what the study means (its parsed content, not its whitespace)."""
-        text = json.dumps(self.raw, sort_keys=True, default=str)
+        """Hash of what the study means (its parsed content, not its whitespace, and the
+        sha256 of every factor file it runs: a changed file is a changed study)."""
+        meaning: Any = self.raw
+        if self.code:
+            meaning = [self.raw, {name: c.sha256 for name, c in sorted(self.code.items())}]
+        text = json.dumps(meaning, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def code_notices(self) -> list[str]:
+        """One line per file (or module) of user factor code a run of this study executes."""
+        return factor_code.notices(self.code.values())
+
+    def code_record(self) -> dict[str, Any]:
+        """What the manifest keeps of that code: factor -> origin, target, path, sha256."""
+        return {name: c.record() for name, c in self.code.items()}
 
 
 def _date(value: Any, where: str) -> dt.date | None:
@@ -174,6 +190,15 @@ def load_study(path: str | Path) -> Study:
     if "/" in name or name.startswith("."):
         raise SweepError(f"{path}: [study] name = {name!r} must be a plain folder name")
 
+    # A user factor ("file.py:func", "package.module:func", an entry point) is registered, and
+    # its parameters added, before any parameter is checked: they may name them.
+    code = {}
+    for named in factor_code.factor_specs(raw):
+        found = factor_code.resolve(named, path.parent, f"{path}: factor")
+        if found is not None:
+            code[found.name] = found
+    if code:
+        sync_user_params()
     fixed = {}
     for key, value in raw.get("backtest", {}).items():
         fixed[key] = check_value(key, value, f"{path}: [backtest]")
@@ -201,7 +226,7 @@ def load_study(path: str | Path) -> Study:
                   start=_date(head.get("start"), f"{path}: [study] start"),
                   end=_date(head.get("end"), f"{path}: [study] end"),
                   fixed=fixed, axes=axes, description=head.get("description", ""), raw=raw,
-                  tables={t: v for t, v in raw.items() if t not in (*COMMON_TABLES, "grid")})
+                  tables={t: v for t, v in raw.items() if t not in (*COMMON_TABLES, "grid")}, code=code)
     if study.start and study.end and study.start > study.end:
         raise SweepError(f"{path}: [study] start = {study.start} is after end = {study.end}")
     spec.validate(study)

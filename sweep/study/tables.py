@@ -16,7 +16,12 @@ from sweep.stats.choose import best_index
 
 
 def _column(name: str, values: list[Any]) -> list[Any]:
-    return [list(v) for v in values] if name == "exclude" else values
+    if name == "exclude":
+        return [list(v) for v in values]
+    if any(isinstance(v, str) for v in values) and any(isinstance(v, (int, float)) for v in values):
+        # SEMANTICS §11: forecast_scalar = [3.75, "auto"] is one column of strings ("3.75" reads back).
+        return [v if v is None or isinstance(v, str) else str(v) for v in values]
+    return values
 
 
 def config_schema(study: Any, configs: list[dict[str, Any]]) -> dict[str, pl.DataType]:

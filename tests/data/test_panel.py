@@ -164,8 +164,10 @@ def test_two_times_on_one_day_are_a_duplicate(tmp_path):
 def test_optional_columns_present(tmp_path, table):
     df = table.with_columns(funding_rate=pl.lit(1e-4), open=pl.col("close"), vwap=pl.col("close"))
     panel = sweep.load_panel(write(df, tmp_path / "full.parquet"))
-    assert set(panel.fields) == {"close", "volume", "market_cap", "funding_rate", "open"}
-    assert panel.has("funding_rate") and not panel.has("vwap")  # an unknown column is ignored
+    # Issue 12: any other numeric column (vwap) is a field too, for column and user factors.
+    assert set(panel.fields) == {"close", "volume", "market_cap", "funding_rate", "open", "vwap"}
+    assert panel.has("funding_rate") and panel.has("vwap")
+    np.testing.assert_array_equal(panel.fields["vwap"], panel.close)
     np.testing.assert_array_equal(panel.fields["open"], panel.close)
 
 

@@ -14,7 +14,7 @@ from sweep.engine.workspace import Workspace, feature_key
 
 def test_builtins_and_defaults():
     assert factors.names() == ("volatility", "kurtosis", "skewness", "beta", "carry", "size", "momentum",
-                               "mean_reversion", "days_from_high")
+                               "mean_reversion", "days_from_high", "ewmac", "breakout")  # SEMANTICS §4, §11
     assert sweep.FACTORS is factors.FACTORS
     defaults = {n: (f.window, f.long) for n, f in factors.FACTORS.items()}
     assert defaults["mean_reversion"] == (3, "low") and defaults["size"] == (None, "low")

@@ -170,7 +170,7 @@ def test_universe_matches_python(top_k, seed):
     cap = make_caps(seed)
     excluded = np.zeros(N, dtype=np.bool_)
     excluded[[1, 6]] = True
-    got = universe(cap, excluded, top_k)
+    got = universe(cap, excluded, NO_ALLOWED, top_k)
     assert got.shape == (T, N) and got.dtype == np.bool_
     np.testing.assert_array_equal(got, py_universe(cap, excluded, top_k))
 
@@ -182,14 +182,14 @@ def test_universe_hand_worked_ties():
     # largest first: 6 (9), then 1 and 4 (7, symbol order), then 0, 2, 5 (5)
     expect = {1: [6], 2: [1, 6], 3: [1, 4, 6], 4: [0, 1, 4, 6], 5: [0, 1, 2, 4, 6], 20: [0, 1, 2, 4, 5, 6, 7]}
     for k, members in expect.items():
-        assert np.flatnonzero(universe(cap, ex, k)[0]).tolist() == members, k
+        assert np.flatnonzero(universe(cap, ex, NO_ALLOWED, k)[0]).tolist() == members, k
     ex[1] = True  # excluded first, then the top K of the rest
-    assert np.flatnonzero(universe(cap, ex, 3)[0]).tolist() == [0, 4, 6]
+    assert np.flatnonzero(universe(cap, ex, NO_ALLOWED, 3)[0]).tolist() == [0, 4, 6]
 
 
 def test_universe_off_when_top_k_is_zero():
     ex = np.zeros(N, dtype=np.bool_)
-    got = universe(np.empty((0, 0)), ex, 0)
+    got = universe(np.empty((0, 0)), ex, NO_ALLOWED, 0)
     assert got.shape == (0, N)
 
 
@@ -200,7 +200,7 @@ def test_universe_then_rank_eligible_matches_python(seed):
     cap = make_caps(seed)
     excluded = np.zeros(N, dtype=np.bool_)
     excluded[4] = True
-    allowed = universe(cap, excluded, 4)
+    allowed = universe(cap, excluded, NO_ALLOWED, 4)
     order, count = rank_eligible(feature, close, vol, excluded, allowed)
     expected_allowed = py_universe(cap, excluded, 4)
     assert_ranking(order, count, py_rank(feature, close, vol, excluded, expected_allowed))
