@@ -9,6 +9,8 @@ gives ``k = 0``: flat).
 import numpy as np
 from numba import njit
 
+from .returns import mean_finite_by_day
+
 BEAR = -1
 BULL = 1
 
@@ -23,20 +25,12 @@ def equal_weight_level(r):
     ``(1 + r_df.mean(axis=1).fillna(0)).cumprod()`` with the first value set to 1,
     up to rounding.
     """
-    T, N = r.shape
-    out = np.empty(T)
+    m = mean_finite_by_day(r)
+    out = np.empty(r.shape[0])
     level = 1.0
-    for t in range(T):
-        if t > 0:
-            s = 0.0
-            n = 0
-            for i in range(N):
-                x = r[t, i]
-                if np.isfinite(x):
-                    s += x
-                    n += 1
-            if n > 0:
-                level = level * (1.0 + s / n)
+    for t in range(r.shape[0]):
+        if t > 0 and np.isfinite(m[t]):
+            level = level * (1.0 + m[t])
         out[t] = level
     return out
 

@@ -62,11 +62,10 @@ def carried_returns(close):
 
 
 @njit(cache=True, nogil=True)
-def equal_weight_market(r):
-    """Market log return of ``market = "equal_weight"``: ``log(1 + mean of day t's finite r)``.
-
-    NaN on a day with no finite return (day 0 always).
-    """
+def mean_finite_by_day(r):
+    """Each day's mean of its finite values ``(T,)``: their sum, in symbol order, over their
+    count; NaN on a day with none. Equals pandas ``r_df.mean(axis=1)`` (which skips NaN)
+    up to rounding. The one average behind every equal-weight market figure."""
     T, N = r.shape
     out = np.full(T, np.nan)
     for t in range(T):
@@ -78,5 +77,14 @@ def equal_weight_market(r):
                 s += x
                 n += 1
         if n > 0:
-            out[t] = np.log1p(s / n)
+            out[t] = s / n
     return out
+
+
+@njit(cache=True, nogil=True)
+def equal_weight_market(r):
+    """Market log return of ``market = "equal_weight"``: ``log(1 + mean of day t's finite r)``.
+
+    NaN on a day with no finite return (day 0 always).
+    """
+    return np.log1p(mean_finite_by_day(r))
