@@ -8,7 +8,7 @@ tuples (panels, stacks, block outputs), as ``portfolio.simulate`` takes them.
 
 Numba's cache is keyed on this file alone, not on the kernels it calls: a
 change to ``portfolio.py`` or ``metrics.py`` (a new metric, SEMANTICS §8's
-ruin, the funding switch, §11's target mode) must come with an edit here, or a
+ruin, the funding switch, §11's target mode, the buffer rule) must come with an edit here, or a
 warm cache keeps the old machine code.
 """
 

@@ -48,6 +48,20 @@ MODE_THRESHOLD = 2  # long-only: every eligible symbol with feature <= max_days
 MODE_TARGET = 3  # SEMANTICS §11 trend rules: w* read from a target panel (the feature slot), not ranked
 
 
+@njit(inline="always")
+def _take(i, x, w, buffer, mark, tgt, tw, nt, tau):
+    """Append symbol ``i`` with target ``x`` to ``tgt``/``tw``; return ``(nt, tau)``. The one
+    place of SEMANTICS §8 step 4's buffer: a non-zero target within ``buffer * |x|`` of the
+    held weight keeps the held weight (and trades nothing)."""
+    if buffer > 0.0 and x != 0.0 and abs(x - w[i]) <= buffer * abs(x):
+        x = w[i]
+    tau += abs(x - w[i])
+    mark[i] = True
+    tgt[nt] = i
+    tw[nt] = x
+    return nt + 1, tau
+
+
 # Inlined at the IR level: a call that passes arrays costs reference-count
 # updates per array, which at one rebalance a day outweighed the work itself.
 @njit(inline="always")
@@ -72,14 +86,7 @@ def _target_side(order, t, lo, hi, ivol, use_vol, alloc, w, buffer, mark, tgt, t
         each = alloc / k
     for j in range(lo, hi):
         i = order[t, j]
-        x = scale * ivol[t, i] if use_vol else each
-        if buffer > 0.0 and x != 0.0 and abs(x - w[i]) <= buffer * abs(x):
-            x = w[i]
-        tau += abs(x - w[i])
-        mark[i] = True
-        tgt[nt] = i
-        tw[nt] = x
-        nt += 1
+        nt, tau = _take(i, scale * ivol[t, i] if use_vol else each, w, buffer, mark, tgt, tw, nt, tau)
     return nt, tau
 
 
@@ -89,14 +96,7 @@ def _target_read(order, t, n, target, w, buffer, mark, tgt, tw, nt, tau):
     symbols ``order[t, :n]`` get ``target[t, i]``, buffered as in §8 step 4."""
     for j in range(n):
         i = order[t, j]
-        x = target[t, i]
-        if buffer > 0.0 and x != 0.0 and abs(x - w[i]) <= buffer * abs(x):
-            x = w[i]
-        tau += abs(x - w[i])
-        mark[i] = True
-        tgt[nt] = i
-        tw[nt] = x
-        nt += 1
+        nt, tau = _take(i, target[t, i], w, buffer, mark, tgt, tw, nt, tau)
     return nt, tau
 
 
