@@ -53,7 +53,10 @@ def run_batch(panels, stacks, ip, fp, s, e, returns_out, blocks):
                          series, no_weights)
         compute_metrics(series, n_reb, out[c])
         if returns_out.shape[0] > 0:
-            returns_out[c] = series[S_RET]
+            # Element by element: a row assignment compiles Numba's broadcasting and its
+            # error messages, seconds of the first run for a copy.
+            for d in range(n):
+                returns_out[c, d] = series[S_RET, d]
         if block_sums.shape[0] > 0:
             S = block_sums.shape[1]
             base = n // S

@@ -133,12 +133,23 @@ def compute_metrics(series, n_reb, out):
     out[M_MAX_DRAWDOWN] = mdd
     out[M_CALMAR] = cagr / abs(mdd) if mdd != 0.0 else np.nan
     out[M_WIN_RATE] = wins / nonzero if nonzero > 0 else np.nan
-    out[M_TURNOVER] = series[S_TURNOVER].sum() * DAYS_PER_YEAR / n
-    out[M_COST_PAID] = series[S_COST].sum()
-    out[M_FUNDING_RETURN] = series[S_FUNDING].sum()
-    out[M_AVG_LONG] = series[S_LONG].mean()
-    out[M_AVG_SHORT] = series[S_SHORT].mean()
-    out[M_AVG_NET_EXPOSURE] = series[S_NET].mean()
-    out[M_AVG_GROSS_EXPOSURE] = series[S_GROSS].mean()
+    # Plain sums in day order, each its own accumulator: what ``.sum()`` and ``.mean()``
+    # compute (bit for bit), without compiling Numba's generic reductions.
+    turnover = cost = funding = n_long = n_short = net = gross = 0.0
+    for d in range(n):
+        turnover += series[S_TURNOVER, d]
+        cost += series[S_COST, d]
+        funding += series[S_FUNDING, d]
+        n_long += series[S_LONG, d]
+        n_short += series[S_SHORT, d]
+        net += series[S_NET, d]
+        gross += series[S_GROSS, d]
+    out[M_TURNOVER] = turnover * DAYS_PER_YEAR / n
+    out[M_COST_PAID] = cost
+    out[M_FUNDING_RETURN] = funding
+    out[M_AVG_LONG] = n_long / n if n > 0 else np.nan
+    out[M_AVG_SHORT] = n_short / n if n > 0 else np.nan
+    out[M_AVG_NET_EXPOSURE] = net / n if n > 0 else np.nan
+    out[M_AVG_GROSS_EXPOSURE] = gross / n if n > 0 else np.nan
     out[M_N_REBALANCES] = n_reb
     out[M_RUINED] = ruined

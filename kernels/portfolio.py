@@ -211,20 +211,30 @@ def simulate(panels, ranking, ip, fp, s, e, series, weights_out):
         if is_reb:
             n = count[t]
             nt = 0
-            if mode == MODE_THRESHOLD:
-                k = 0
-                while k < n and feature[t, order[t, k]] <= max_days:
-                    k += 1
-                nt, tau = _target_side(order, t, 0, k, ivol, use_vol, a_long, w, buffer, mark, tgt, tw, nt, tau)
-            elif mode == MODE_TARGET:
+            if mode == MODE_TARGET:
                 nt, tau = _target_read(order, t, n, feature, w, buffer, mark, tgt, tw, nt, tau)
             else:
-                k = n // q_div if mode == MODE_QUANTILE else min(top_n, n // 2)
-                lo_alloc = a_long if long_low else a_short
-                hi_alloc = a_short if long_low else a_long
-                nt, tau = _target_side(order, t, 0, k, ivol, use_vol, lo_alloc, w, buffer, mark, tgt, tw, nt, tau)
-                nt, tau = _target_side(order, t, n - k, n, ivol, use_vol, hi_alloc, w, buffer, mark, tgt, tw,
-                                       nt, tau)
+                # The bottom side order[t, 0:k], then the top side order[t, hi_lo:n] (none for
+                # threshold selection). One call site in a loop: each inlined copy of
+                # _target_side cost a second of the first run's compilation.
+                if mode == MODE_THRESHOLD:
+                    k = 0
+                    while k < n and feature[t, order[t, k]] <= max_days:
+                        k += 1
+                    lo_alloc = a_long
+                    hi_alloc = 0.0
+                    hi_lo = n
+                else:
+                    k = n // q_div if mode == MODE_QUANTILE else min(top_n, n // 2)
+                    lo_alloc = a_long if long_low else a_short
+                    hi_alloc = a_short if long_low else a_long
+                    hi_lo = n - k
+                for side in range(2):
+                    lo = 0 if side == 0 else hi_lo
+                    hi = k if side == 0 else n
+                    alloc = lo_alloc if side == 0 else hi_alloc
+                    nt, tau = _target_side(order, t, lo, hi, ivol, use_vol, alloc, w, buffer, mark, tgt, tw,
+                                           nt, tau)
             # Held names without a target are sold.
             for j in range(n_held):
                 i = held[j]

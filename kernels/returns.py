@@ -15,7 +15,8 @@ def simple_returns(close):
     NaN otherwise and on day 0; equals ``pandas.DataFrame(close).pct_change(fill_method=None)``.
     """
     T, N = close.shape
-    r = np.full((T, N), np.nan)
+    r = np.empty((T, N))
+    r[:] = np.nan
     for t in range(1, T):
         for i in range(N):
             a = close[t - 1, i]
@@ -47,7 +48,8 @@ def carried_returns(close):
     ``df.ffill().pct_change(fill_method=None)`` with the leading NaNs kept.
     """
     T, N = close.shape
-    q = np.full((T, N), np.nan)
+    q = np.empty((T, N))
+    q[:] = np.nan
     for i in range(N):
         last = np.nan
         for t in range(T):
@@ -67,7 +69,8 @@ def mean_finite_by_day(r):
     count; NaN on a day with none. Equals pandas ``r_df.mean(axis=1)`` (which skips NaN)
     up to rounding. The one average behind every equal-weight market figure."""
     T, N = r.shape
-    out = np.full(T, np.nan)
+    out = np.empty(T)
+    out[:] = np.nan
     for t in range(T):
         s = 0.0
         n = 0

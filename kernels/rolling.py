@@ -53,7 +53,8 @@ def _centred_sums(x, lo, hi, i, m):
 @njit(cache=True, nogil=True)
 def _moment_windows(x, w, kind):
     T, N = x.shape
-    out = np.full((T, N), np.nan)
+    out = np.empty((T, N))
+    out[:] = np.nan
     n = float(w)
     for i in range(N):
         run = 0  # consecutive finite values ending at t
@@ -153,7 +154,8 @@ def rolling_sum(x, w):
     Equals ``pandas.DataFrame(x).rolling(w).sum()``. Requires ``w >= 1``.
     """
     T, N = x.shape
-    out = np.full((T, N), np.nan)
+    out = np.empty((T, N))
+    out[:] = np.nan
     for i in range(N):
         run = 0
         for t in range(T):
@@ -174,7 +176,8 @@ def rolling_mean(x, w):
     Equals ``pandas.DataFrame(x).rolling(w).mean()``. Requires ``w >= 1``.
     """
     T, N = x.shape
-    out = np.full((T, N), np.nan)
+    out = np.empty((T, N))
+    out[:] = np.nan
     for i in range(N):
         run = 0
         for t in range(T):
@@ -209,7 +212,8 @@ def rolling_beta(x, m, w):
     ``df[i].rolling(w).cov(m) / m.rolling(w).var()``. Requires ``w >= 2``.
     """
     T, N = x.shape
-    out = np.full((T, N), np.nan)
+    out = np.empty((T, N))
+    out[:] = np.nan
     n = float(w)
     same = np.zeros(T, dtype=np.int64)  # consecutive equal market values ending at t
     for t in range(T):
@@ -264,7 +268,8 @@ def days_from_high(close, w):
     (``argmax`` of the reversed window finds the latest of tied highs).
     """
     T, N = close.shape
-    out = np.full((T, N), np.nan)
+    out = np.empty((T, N))
+    out[:] = np.nan
     for i in range(N):
         run = 0
         for t in range(T):

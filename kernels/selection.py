@@ -10,6 +10,46 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
+def stable_order(val, n, o, tmp):
+    """Fill ``o[:n]`` with ``0 .. n-1`` sorted by ``val[:n]`` ascending, ties by index: what
+    ``np.argsort(val[:n], kind="mergesort")`` returns for values without NaN. A bottom-up
+    merge sort through the scratch ``tmp`` (length >= n), written out because Numba's
+    generic argsort took seconds to compile for a few lines of work."""
+    for j in range(n):
+        o[j] = j
+    width = 1
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            a = lo
+            b = mid
+            k = lo
+            while a < mid and b < hi:
+                # The right run's element goes first only when strictly smaller: stable.
+                if val[o[b]] < val[o[a]]:
+                    tmp[k] = o[b]
+                    b += 1
+                else:
+                    tmp[k] = o[a]
+                    a += 1
+                k += 1
+            while a < mid:
+                tmp[k] = o[a]
+                a += 1
+                k += 1
+            while b < hi:
+                tmp[k] = o[b]
+                b += 1
+                k += 1
+            lo = hi
+        for j in range(n):
+            o[j] = tmp[j]
+        width *= 2
+
+
+@njit(cache=True, nogil=True)
 def volume_mean(volume, window):
     """Mean traded value of ``volume[t-window+1 .. t, i]`` over its finite values (SEMANTICS §5).
 
@@ -21,7 +61,8 @@ def volume_mean(volume, window):
     """
     T, N = volume.shape
     need = (window + 1) // 2
-    out = np.full((T, N), np.nan)
+    out = np.empty((T, N))
+    out[:] = np.nan
     for t in range(T):
         lo = max(0, t - window + 1)
         for i in range(N):
@@ -63,8 +104,10 @@ def universe(market_cap, excluded, liquid, top_k):
         return out
     idx = np.empty(N, dtype=np.int64)
     neg = np.empty(N)
+    o = np.empty(N, dtype=np.int64)
+    tmp = np.empty(N, dtype=np.int64)
     for t in range(T):
-        n = 0
+        n = np.int64(0)  # not the literal 0: Numba would compile stable_order for that type too
         for i in range(N):
             c = market_cap[t, i]
             if not excluded[i] and (not use_liquid or liquid[t, i]) and np.isfinite(c):
@@ -72,7 +115,7 @@ def universe(market_cap, excluded, liquid, top_k):
                 neg[n] = -c
                 n += 1
         # A stable sort of -cap over ascending symbol indices breaks ties by symbol order.
-        o = np.argsort(neg[:n], kind="mergesort")
+        stable_order(neg, n, o, tmp)
         for j in range(min(top_k, n)):
             out[t, idx[o[j]]] = True
     return out
@@ -92,12 +135,15 @@ def rank_eligible(feature, close, vol, excluded, allowed):
     T, N = feature.shape
     use_vol = vol.shape[0] > 0
     use_allowed = allowed.shape[0] > 0
-    order = np.full((T, N), -1, dtype=np.int32)
+    order = np.empty((T, N), dtype=np.int32)
+    order[:] = -1
     count = np.zeros(T, dtype=np.int32)
     idx = np.empty(N, dtype=np.int64)
     val = np.empty(N)
+    o = np.empty(N, dtype=np.int64)
+    tmp = np.empty(N, dtype=np.int64)
     for t in range(T):
-        n = 0
+        n = np.int64(0)  # not the literal 0: Numba would compile stable_order for that type too
         for i in range(N):
             if excluded[i] or (use_allowed and not allowed[t, i]):
                 continue
@@ -109,7 +155,7 @@ def rank_eligible(feature, close, vol, excluded, allowed):
             idx[n] = i
             val[n] = f
             n += 1
-        o = np.argsort(val[:n], kind="mergesort")
+        stable_order(val, n, o, tmp)
         for j in range(n):
             order[t, j] = idx[o[j]]
         count[t] = n
@@ -125,7 +171,8 @@ def restrict_ranking(order, count, vol):
     O(N) a day instead of a second sort. Equals ``rank_eligible`` with ``vol``.
     """
     T, N = order.shape
-    out = np.full((T, N), -1, dtype=np.int32)
+    out = np.empty((T, N), dtype=np.int32)
+    out[:] = -1
     out_count = np.zeros(T, dtype=np.int32)
     for t in range(T):
         n = 0

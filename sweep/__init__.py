@@ -12,7 +12,8 @@ The public API is small:
 The folders below ``sweep`` (one per concept: ``data``, ``engine``, ``study``,
 ``results``, ``run``, ``stats``, ``book``, ``report``, ``cli``, ...) are the
 implementation; their public names may be used, but only the names above are
-kept stable.
+kept stable. Each name is imported on first use (``import sweep`` itself loads neither
+Polars nor Numba), so a command pays only for what it uses.
 
 One backtest:
 
@@ -37,23 +38,58 @@ A grid study, written to a folder and read back:
 >>> trials.height, "sharpe" in trials.columns, "ruined" in trials.columns
 (4, True, True)
 """
-from sweep.core.version import __version__  # noqa: E402
+from __future__ import annotations
 
-from kernels.metrics import METRICS  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING
 
-from sweep.engine.backtest import Result, backtest  # noqa: E402
-from sweep.core.errors import SweepError  # noqa: E402
-from sweep.data.panel import Panel, load_panel, panel_from_arrays, panel_from_frame  # noqa: E402
-from sweep.engine.params import FACTORS, PARAMS as PARAMETERS  # noqa: E402
-from sweep.run.summary import RunSummary  # noqa: E402
-from sweep.study import Study, load_study, run_study  # noqa: E402  (registers the built-in kinds)
-import sweep.book  # noqa: E402,F401  (registers the portfolio kind)
-from sweep.data.synth import synth_panel  # noqa: E402
-from sweep.factors.user import FactorPanel, factor  # noqa: E402  (a researcher's own factors)
+from sweep.core.version import __version__
+import sweep.book  # noqa: E402,F401  (registers the portfolio kind, and through sweep.study the others, by name)
+
+if TYPE_CHECKING:
+    from sweep.data.panel import Panel
+
+# Public name -> (module, name there): imported on first use (PEP 562).
+_LAZY = {
+    "METRICS": ("kernels.metrics", "METRICS"),
+    "Result": ("sweep.engine.backtest", "Result"),
+    "backtest": ("sweep.engine.backtest", "backtest"),
+    "SweepError": ("sweep.core.errors", "SweepError"),
+    "Panel": ("sweep.data.panel", "Panel"),
+    "load_panel": ("sweep.data.panel", "load_panel"),
+    "panel_from_arrays": ("sweep.data.panel", "panel_from_arrays"),
+    "panel_from_frame": ("sweep.data.panel", "panel_from_frame"),
+    "FACTORS": ("sweep.engine.params", "FACTORS"),
+    "PARAMETERS": ("sweep.engine.params", "PARAMS"),
+    "RunSummary": ("sweep.run.summary", "RunSummary"),
+    "Study": ("sweep.study.file", "Study"),
+    "load_study": ("sweep.study.file", "load_study"),
+    "run_study": ("sweep.study.kind", "run_study"),
+    "synth_panel": ("sweep.data.synth", "synth_panel"),
+    "FactorPanel": ("sweep.factors.user", "FactorPanel"),
+    "factor": ("sweep.factors.user", "factor"),
+}
+
+
+def __getattr__(name: str):
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'sweep' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value  # later lookups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def synth(n_symbols: int = 200, n_days: int = 3650, seed: int = 0) -> Panel:
     """A synthetic panel with funding (see ``synth_panel``), ready to backtest."""
+    from sweep.data.panel import panel_from_frame
+    from sweep.data.synth import synth_panel
+
     return panel_from_frame(synth_panel(n_symbols=n_symbols, n_days=n_days, seed=seed),
                             f"synth(n_symbols={n_symbols}, n_days={n_days}, seed={seed})")
 

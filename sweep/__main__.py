@@ -1,5 +1,3 @@
-import sys
+from sweep.cli.main import entry
 
-from sweep.cli.main import main
-
-sys.exit(main())
+entry()

@@ -15,19 +15,19 @@ from pathlib import Path
 from typing import Any
 
 from sweep.core.errors import SweepError
-from sweep.core.io import write_error, write_json
-from sweep.factors.audit import CUTS, SEED, Report, lookahead
-from sweep.factors.user import features_of
-from sweep.results.meta import read_json
-from sweep.run.plan import plan
-from sweep.study import load_study
+
+# The engine (Polars, Numba) is imported in the functions that use it: building the
+# parser, or a run of a study without user factors, needs none of it.
 
 AUDIT_FILE = "audit.json"
+HELP = {"audit": "check every factor of a study for lookahead"}
 
 
 def add_parser(subparsers) -> None:
+    from sweep.factors.audit import CUTS, SEED
+
     aud = subparsers.add_parser(
-        "audit", help="check every factor of a study for lookahead",
+        "audit", help=HELP["audit"],
         description="lookahead: for several cut days t, recompute every factor of the study (built-in, column "
                     "and user factors) on the data with every value after t replaced by noise; a value on or "
                     "before t that changes read the future. Exit 0 when clean, 1 on a lookahead.")
@@ -53,8 +53,16 @@ def study_configs(study: Any) -> list[dict[str, Any]]:
 
 
 def audit_study(study: Any, data: str | Path | None = None, funding: str | Path | None = None,
-                cuts: int = CUTS, seed: int = SEED) -> Report:
-    """The lookahead audit of every feature ``study`` computes, on its data."""
+                cuts: int | None = None, seed: int | None = None) -> Any:
+    """The lookahead audit (a ``sweep.factors.audit.Report``) of every feature ``study``
+    computes, on its data (``cuts`` and
+    ``seed`` default to ``sweep.factors.audit``'s ``CUTS`` and ``SEED``)."""
+    from sweep.factors.audit import CUTS, SEED, lookahead
+    from sweep.factors.user import features_of
+    from sweep.run.plan import plan
+
+    cuts = CUTS if cuts is None else cuts
+    seed = SEED if seed is None else seed
     if cuts < 1:
         raise SweepError(f"--cuts = {cuts} must be at least 1")
     configs = study_configs(study)
@@ -63,6 +71,8 @@ def audit_study(study: Any, data: str | Path | None = None, funding: str | Path 
 
 
 def command(args) -> int:
+    from sweep.study import load_study
+
     study = load_study(args.study)
     for line in study.code_notices():
         print(line, file=sys.stderr)
@@ -83,6 +93,9 @@ def first_run(study: Any, out: str | Path | None, data: str | Path | None = None
     this study and these files passed; 0 to go on, 1 (the report printed) to refuse the run."""
     if not study.code:
         return 0
+    from sweep.core.io import write_error, write_json
+    from sweep.results.meta import read_json
+
     folder = Path(out) if out is not None else Path("results") / study.name
     path = folder / AUDIT_FILE
     memory = _memory(study)

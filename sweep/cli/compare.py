@@ -7,21 +7,16 @@ import json
 from typing import Any
 
 from sweep.core.errors import SweepError
-from sweep.stats.compare import (
-    BLOCK_DAYS,
-    N_RESAMPLES,
-    SEED,
-    Slice,
-    summarise,
-    tranche_slice,
-)
-from sweep.stats.compare_verdict import format_p, format_value
+
+HELP = {"compare": "compare the values of one parameter of a grid as tranche books"}
 
 
 def add_parser(subparsers) -> None:
     """Add ``sweep compare`` to the CLI's subparsers (their ``parser_class`` raises ``SweepError``)."""
+    from sweep.stats.compare import BLOCK_DAYS, N_RESAMPLES, SEED
+
     p = subparsers.add_parser(
-        "compare", help="compare the values of one parameter of a grid as tranche books",
+        "compare", help=HELP["compare"],
         description="For each value of a grid parameter (usually rebalance_days): the tranche book over the "
                     "phases the study ran (SEMANTICS §10), its objective, the spread over the single-phase "
                     "books, its rank, and from a paired stationary bootstrap of days "
@@ -38,6 +33,8 @@ def add_parser(subparsers) -> None:
 
 
 def command(args) -> int:
+    from sweep.stats.compare import summarise, tranche_slice
+
     where: dict[str, str] = {}
     for item in args.where:
         key, sep, text = item.partition("=")
@@ -53,12 +50,15 @@ def command(args) -> int:
     return 0
 
 
-def print_comparison(sl: Slice, out: dict[str, Any]) -> None:
-    """The comparison as a table fitting 100 columns, then its verdict."""
+def print_comparison(sl: Any, out: dict[str, Any]) -> None:
+    """The comparison (of the ``sweep.stats.compare.Slice`` ``sl``) as a table fitting 100
+    columns, then its verdict."""
     from rich import box
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
+
+    from sweep.stats.compare_verdict import format_p, format_value
 
     metric = out["objective"]
     held = ", ".join(f"{k}={v}" for k, v in out["where"].items()) or "nothing else swept"

@@ -6,9 +6,11 @@ from pathlib import Path
 
 from sweep.core.errors import SweepError
 
+HELP = {"data": "data utilities"}
+
 
 def add_parser(subparsers) -> None:
-    data = subparsers.add_parser("data", help="data utilities", description="Data utilities.")
+    data = subparsers.add_parser("data", help=HELP["data"], description="Data utilities.")
     dsub = data.add_subparsers(dest="data_command", required=True, parser_class=type(data))
     syn = dsub.add_parser("synth", help="write a seeded synthetic panel with funding rates",
                           description="Write a seeded synthetic daily panel (close, volume, "

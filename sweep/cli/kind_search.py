@@ -17,13 +17,13 @@ from sweep.cli.common import (
     is_percent,
     print_table,
     read,
+    scan,
     term_width,
 )
 from sweep.core.errors import SweepError
 from sweep.engine.params import PARAMS, closest
 from sweep.metrics import lower_is_better
 from sweep.metrics import names as metric_names
-from sweep.stats import compare
 
 # What `sweep show` adds after the ranking metric, in this order, while the terminal has room.
 KEY_METRICS = ("sharpe", "cagr", "max_drawdown", "turnover", "sharpe_pre_cost", "ann_vol", "sortino",
@@ -40,22 +40,29 @@ def show(folder: Path, args) -> int:
     if not trials.exists():
         raise SweepError(f"{folder}: no trials.parquet (run the study first, or check the folder)")
     manifest = read_manifest(folder, required=False)
-    df = read(trials)
-    if not manifest and "schema_version" in df.columns and df.height:
-        check_schema({"schema_version": df["schema_version"][0]}, trials)
+    # Lazily: a million-row table is filtered, counted and sorted in Polars, and only the rows
+    # shown are materialised (a full load of every column took seconds).
+    lf = scan(trials)
+    names = lf.collect_schema().names()
+    if not manifest and "schema_version" in names:
+        first = lf.select("schema_version").head(1).collect()
+        if first.height:
+            check_schema({"schema_version": first["schema_version"][0]}, trials)
     if args.top < 1:
         raise SweepError(f"--top = {args.top} must be at least 1")
-    # An Optuna search may try a configuration twice: show each once.
-    df = df.unique("config_id", keep="first", maintain_order=True)
-    params = [c for c in manifest.get("parameters") or [c for c in df.columns if c in PARAMS] if c in df.columns]
+    if (manifest.get("study") or {}).get("kind") != "grid":
+        # An Optuna search may try a configuration twice: show each once (a grid's ids are unique).
+        lf = lf.unique("config_id", keep="first", maintain_order=True)
+    params = [c for c in manifest.get("parameters") or [c for c in names if c in PARAMS] if c in names]
     objective = manifest.get("study", {}).get("objective", "sharpe")
     if args.config is not None:
-        return show_config(folder, manifest, df, args.config, params, objective)
+        return show_config(folder, manifest, lf, args.config, params, objective)
     by = args.by or objective
-    if by not in metric_names() or by not in df.columns:
+    if by not in metric_names() or by not in names:
         raise SweepError(f"--by {by!r} is not a metric{closest(by, metric_names())}")
-    swept = [c for c in params if df[c].n_unique() > 1]
-    metrics = [m for m in metric_names() if m in df.columns]
+    counts = lf.select([pl.col(c).n_unique().alias(c) for c in params]).collect().row(0, named=True) if params else {}
+    swept = [c for c in params if counts[c] > 1]
+    metrics = [m for m in metric_names() if m in names]
     if args.columns is not None:
         wanted = [c.strip() for c in args.columns.split(",") if c.strip() and c.strip() != "config_id"]
         valid = params + metrics
@@ -69,17 +76,17 @@ def show(folder: Path, args) -> int:
         optional = [m for m in KEY_METRICS if m in metrics]
         width = term_width()
 
-    ruined = (pl.col("ruined") > 0) if "ruined" in df.columns else pl.lit(False)
-    ranked = df.filter(pl.col(by).cast(pl.Float64).is_finite())
-    n_unranked = df.height - ranked.height
-    n_ruined = ranked.filter(ruined).height
-    if not args.include_ruined:
-        ranked = ranked.filter(~ruined)
-    ranked = ranked.sort(by, descending=not lower_is_better(by), maintain_order=True)
-    best = ranked.head(args.top)
+    ruined = (pl.col("ruined") > 0) if "ruined" in names else pl.lit(False)
+    finite = pl.col(by).cast(pl.Float64).is_finite()
+    n_all, n_ranked, n_ruined = lf.select(pl.len().alias("n"), finite.sum().alias("ranked"),
+                                          (finite & ruined).sum().alias("ruined")).collect().row(0)
+    n_unranked = n_all - n_ranked
+    ranked = lf.filter(finite if args.include_ruined else finite & ~ruined)
+    n_pool = n_ranked if args.include_ruined else n_ranked - n_ruined
+    best = ranked.sort(by, descending=not lower_is_better(by), maintain_order=True).head(args.top).collect()
     marks = best.select(ruined.alias("r"))["r"].to_list() if best.height else []
 
-    n_id = id_length(df["config_id"])
+    n_id = id_length(lf.select("config_id").collect()["config_id"])
     head = ["#", "config_id"]
     order = list(dict.fromkeys(head + fixed + optional))
     rows = []
@@ -92,7 +99,7 @@ def show(folder: Path, args) -> int:
     console = console_of(width_all)
     window = manifest.get("evaluation_window", {})
     pool = "books" if args.include_ruined else "books not ruined"
-    console.print(f"{manifest.get('study', {}).get('name', folder.name)}: top {best.height} of {ranked.height} "
+    console.print(f"{manifest.get('study', {}).get('name', folder.name)}: top {best.height} of {n_pool} "
                   f"{pool} by {by}" + (f", {window['start']} .. {window['end']}" if window else ""))
     print_table(fit_table(columns, rows, head + fixed, optional, width), width_all)
     if n_ruined and not args.include_ruined:
@@ -112,7 +119,7 @@ def show(folder: Path, args) -> int:
     return 0
 
 
-def show_config(folder: Path, manifest: dict, df, prefix: str, params: list[str], objective: str) -> int:
+def show_config(folder: Path, manifest: dict, lf, prefix: str, params: list[str], objective: str) -> int:
     """``sweep show RESULTS --config ID``: one configuration's parameters and every metric,
     metrics printed exactly (shortest repr) so they can be compared with the table."""
     import polars as pl
@@ -121,13 +128,14 @@ def show_config(folder: Path, manifest: dict, df, prefix: str, params: list[str]
     prefix = prefix.strip()
     if not prefix:
         raise SweepError("--config: give a config_id or a prefix of one")
-    hits = df.filter(pl.col("config_id").str.starts_with(prefix))
+    hits = lf.filter(pl.col("config_id").str.starts_with(prefix)).head(5).collect()
     if hits.height == 0:
         raise SweepError(f"--config {prefix}: no configuration of {folder / 'trials.parquet'} has a "
                          "config_id starting so")
     if hits.height > 1:
-        some = ", ".join(hits["config_id"].head(4).to_list()) + (", ..." if hits.height > 4 else "")
-        raise SweepError(f"--config {prefix} is ambiguous: {hits.height} configurations start so ({some}); "
+        n_hits = lf.filter(pl.col("config_id").str.starts_with(prefix)).select(pl.len()).collect().item()
+        some = ", ".join(hits["config_id"].head(4).to_list()) + (", ..." if n_hits > 4 else "")
+        raise SweepError(f"--config {prefix} is ambiguous: {n_hits} configurations start so ({some}); "
                          "give more characters")
     row = hits.row(0, named=True)
     ruined = bool(row.get("ruined") or 0.0)
@@ -137,12 +145,12 @@ def show_config(folder: Path, manifest: dict, df, prefix: str, params: list[str]
     elif value is None or value != value:
         status = f"not ranked: no finite {objective}"
     else:
-        alive = df.filter(pl.col(objective).cast(pl.Float64).is_finite())
-        if "ruined" in df.columns:
+        alive = lf.filter(pl.col(objective).cast(pl.Float64).is_finite())
+        if "ruined" in lf.collect_schema().names():
             alive = alive.filter(~(pl.col("ruined") > 0))
-        better = alive.filter(pl.col(objective) < value if lower_is_better(objective)
-                              else pl.col(objective) > value).height
-        status = f"rank {better + 1} of {alive.height} books not ruined by {objective}"
+        better = pl.col(objective) < value if lower_is_better(objective) else pl.col(objective) > value
+        n_better, n_alive = alive.select(better.sum().alias("better"), pl.len().alias("n")).collect().row(0)
+        status = f"rank {n_better + 1} of {n_alive} books not ruined by {objective}"
     name = manifest.get("study", {}).get("name", folder.name)
     print(f"{row['config_id']}  {name}: {status}")
     metrics = [m for m in metric_names() if m in row]
@@ -249,6 +257,8 @@ def ending(study, folder: Path, data: str | None) -> tuple[list[str], list[str]]
 
 
 def compare_verdict(folder: Path, data: str | None) -> str:
+    from sweep.stats import compare
+
     try:
         return compare.compare(folder, "rebalance_days", data=data)["verdict"]
     except SweepError as exc:  # the run's results stand; only the comparison is missing

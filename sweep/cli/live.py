@@ -7,17 +7,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sweep.book.live import WEIGHT_TOL, check_live, live_config, print_report
-from sweep.book.livefile import read_live
-from sweep.book.weights import WEIGHT_METHODS
 from sweep.core.errors import SweepError
-from sweep.core.io import write_json
+
+HELP = {"export": "write the chosen parameters and strategy weights as a live configuration",
+        "check": "compare a live configuration with the studies' chosen configurations"}
 
 
 def add_parser(subparsers) -> None:
     """``sweep export RESULTS... --live-config FILE.json`` and ``sweep check LIVE.json RESULTS...``."""
+    from sweep.book.live import WEIGHT_TOL
+    from sweep.book.weights import WEIGHT_METHODS
+
     ex = subparsers.add_parser(
-        "export", help="write the chosen parameters and strategy weights as a live configuration",
+        "export", help=HELP["export"],
         description="Write each factor's chosen configuration (best by the study's objective) and the "
                     "strategy weights as a live trading configuration (JSON).")
     ex.add_argument("results", nargs="+", help="results folders of grid or Optuna studies (same data)")
@@ -28,7 +30,7 @@ def add_parser(subparsers) -> None:
     ex.add_argument("--funding", help="the studies' funding table, if any")
 
     ck = subparsers.add_parser(
-        "check", help="compare a live configuration with the studies' chosen configurations",
+        "check", help=HELP["check"],
         description="Compare a live configuration with the studies' chosen configurations: one row per "
                     "factor and parameter; exit code 1 when anything differs, 0 when all match.")
     ck.add_argument("live", metavar="LIVE.json", help="the live configuration")
@@ -43,6 +45,10 @@ def add_parser(subparsers) -> None:
 
 
 def command(args) -> int:
+    from sweep.book.live import check_live, live_config, print_report
+    from sweep.book.livefile import read_live
+    from sweep.core.io import write_json
+
     if args.command == "export":
         out = Path(args.live_config)
         if out.is_dir():

@@ -3,15 +3,16 @@ print its summary (the work is ``sweep.book``)."""
 
 from __future__ import annotations
 
-from sweep.book.combine import DEFAULT_OUT, build_portfolio, write_portfolio
-from sweep.book.summary import print_portfolio
-from sweep.book.weights import WEIGHT_METHODS
+HELP = {"portfolio": "combine each factor's best configuration into one book"}
 
 
 def add_parser(subparsers) -> None:
     """``sweep portfolio RESULTS... [--weights M] [--walk-forward DAYS] [--out DIR]``."""
+    from sweep.book.combine import DEFAULT_OUT
+    from sweep.book.weights import WEIGHT_METHODS
+
     p = subparsers.add_parser(
-        "portfolio", help="combine each factor's best configuration into one book",
+        "portfolio", help=HELP["portfolio"],
         description="Combine the chosen (best by the study's objective) configuration of each factor "
                     "into one book, rerun over the common evaluation window; write portfolio.json and "
                     "portfolio_returns.parquet.")
@@ -27,6 +28,9 @@ def add_parser(subparsers) -> None:
 
 
 def command(args) -> int:
+    from sweep.book.combine import DEFAULT_OUT, build_portfolio, write_portfolio
+    from sweep.book.summary import print_portfolio
+
     pf = build_portfolio(args.results, args.weights, args.walk_forward, args.data, args.funding)
     out = write_portfolio(pf, args.out or DEFAULT_OUT)
     if not getattr(args, "quiet", False):

@@ -3,13 +3,13 @@ also as PNG files (the page is built by ``sweep.report.page``)."""
 
 from __future__ import annotations
 
-from sweep.report.page import charts_folder, write_report
+HELP = {"report": "write an HTML report with charts of a results folder"}
 
 
 def add_parser(subparsers) -> None:
     """Add ``sweep report`` to the CLI's subparsers (their ``parser_class`` raises ``SweepError``)."""
     p = subparsers.add_parser(
-        "report", help="write an HTML report with charts of a results folder",
+        "report", help=HELP["report"],
         description="Write one self-contained HTML page (charts embedded, no network needed) of a results "
                     "folder of any kind, with the charts also as PNG files in <name>_charts/ beside it.")
     p.add_argument("results", help="results folder (what `sweep run` wrote)")
@@ -23,6 +23,8 @@ def add_parser(subparsers) -> None:
 
 def command(args) -> int:
     """Run ``sweep report``; print where the page went and which charts were skipped."""
+    from sweep.report.page import charts_folder, write_report
+
     out = write_report(args.results, getattr(args, "out", None), data=getattr(args, "data", None),
                        funding=getattr(args, "funding", None), monte_carlo=getattr(args, "monte_carlo", None))
     n = len(list(charts_folder(out).glob("*.png")))

@@ -12,11 +12,15 @@ from pathlib import Path
 from sweep.cli import audit
 from sweep.cli.common import kind_module, term_width
 from sweep.core.errors import SweepError
-from sweep.study import MAX_CONFIGS, get, load_study, run_study
+from sweep.study import get, run_study
+
+HELP = {"run": "run a study and write its result tables"}
 
 
 def add_parser(subparsers) -> None:
-    run = subparsers.add_parser("run", help="run a study and write its result tables",
+    from sweep.study.kind import MAX_CONFIGS
+
+    run = subparsers.add_parser("run", help=HELP["run"],
                                 description="Run every configuration of a study file, write parquet tables, and end "
                                             "with the best book, the verdict on the search and the next commands.")
     run.add_argument("study", help="study file (TOML)")
@@ -38,6 +42,8 @@ def command(args) -> int:
         raise SweepError(f"--jobs = {args.jobs} must be at least 1")
     if args.max_configs is not None and args.max_configs < 1:
         raise SweepError(f"--max-configs = {args.max_configs} must be at least 1")
+    from sweep.study import load_study
+
     study = load_study(args.study)
     for line in study.code_notices():  # the researcher's code this run executes, even with --quiet
         print(line, file=sys.stderr)

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from sweep.cli.common import MIN_ID, RUINED_MARK, kind_show
 from sweep.core.errors import SweepError
-from sweep.results.schema import read_manifest
 from sweep.study import get, names
+
+HELP = {"show": "print the best configurations of a results folder"}
 
 
 def add_parser(subparsers) -> None:
-    show = subparsers.add_parser("show", help="print the best configurations of a results folder",
+    show = subparsers.add_parser("show", help=HELP["show"],
                                  description="Print the best configurations of a results folder, among the books "
                                              "that were not ruined (NAV never reached zero).")
     show.add_argument("results", help="results folder (or its trials.parquet)")
@@ -37,6 +38,8 @@ def add_parser(subparsers) -> None:
 def folder_kind(folder: Path) -> str:
     """The study kind of a results folder: its manifest's, else the first registered kind
     whose main table is there (a ``sweep portfolio`` folder, an older folder)."""
+    from sweep.results.schema import read_manifest
+
     kind = (read_manifest(folder, required=False).get("study") or {}).get("kind")
     if kind:
         return kind

@@ -5,11 +5,13 @@ Nothing is written."""
 from __future__ import annotations
 
 from sweep.cli.common import kind_module
-from sweep.study import get, load_study
+from sweep.study import get
+
+HELP = {"validate": "check a study against its data without running it"}
 
 
 def add_parser(subparsers) -> None:
-    val = subparsers.add_parser("validate", help="check a study against its data without running it",
+    val = subparsers.add_parser("validate", help=HELP["validate"],
                                 description="Check a study against its data (a portfolio study: against its "
                                             "results folders); print the configuration count and the evaluation "
                                             "window. Nothing is written.")
@@ -24,6 +26,8 @@ def add_parser(subparsers) -> None:
 
 
 def command(args) -> int:
+    from sweep.study import load_study
+
     study = load_study(args.study)
     kind = get(study.kind, f"{study.path}: [study] kind")
     study.check_size(args.max_configs)  # before anything expands the grid

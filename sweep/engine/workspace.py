@@ -113,6 +113,11 @@ class Workspace:
         where no filter beyond ``exclude`` is set."""
         if key not in self._universes:
             exclude, min_volume, volume_window, top_k = key
+            if top_k <= 0 and min_volume <= 0:
+                # What selection.universe returns without filters; not calling it spares its
+                # compilation (0.8 s of a first run) and a cache load per run.
+                self._universes[key] = np.empty((0, len(self.panel.symbols)), dtype=np.bool_)
+                return self._universes[key]
             mcap = self.panel.field("market_cap", "top_by_market_cap") if top_k > 0 else np.empty((0, 0))
             liquid = np.empty((0, 0), dtype=np.bool_)
             if min_volume > 0:

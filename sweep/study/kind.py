@@ -7,8 +7,10 @@ it (``run``). The command line and the report learn the kinds from here and find
 kind's ``show`` and ``report`` sections through their dotted paths
 (``"module.path:function"``), so this layer never imports theirs.
 
-Built-in kinds register themselves when ``sweep.study`` is imported (grid, optuna,
-walk_forward, monte_carlo) and ``sweep.book`` (portfolio). A kind of one's own::
+Built-in kinds are registered when ``sweep.study`` is imported (grid, optuna,
+walk_forward, monte_carlo) and ``sweep.book`` (portfolio), by name (``LazyKind``,
+``ModuleKind``): a kind's module is imported when a study of it is first checked or run.
+A kind of one's own::
 
     from sweep.study.kind import StudyKind, register
 
@@ -29,6 +31,11 @@ from typing import Any, Callable
 from sweep.core.errors import SweepError
 from sweep.run.pool import default_jobs
 
+
+# A grid of more configurations than this is refused before it starts: memory is not the
+# limit (configurations are generated a chunk at a time), hours of computing and the table's
+# size on disk are; ``sweep run --max-configs N`` raises it.
+MAX_CONFIGS = 100_000_000
 
 class StudyKind:
     """A kind of study. Subclasses set the class attributes and override ``run``."""
@@ -102,6 +109,33 @@ class ModuleKind(StudyKind):
         return self._mod().run(study, **options)
 
 
+class LazyKind(StudyKind):
+    """A kind known by name before its module is imported: what the registry lists (tables,
+    reads, show, report, counts) is given here, and ``validate``, ``describe`` and ``run`` are
+    those of the module's ``KIND``, imported on first use. Importing the module registers
+    its own ``KIND`` in this one's place (same name, same position), so a command that never
+    checks or runs a study of this kind never imports its module (``sweep --help``, ``sweep
+    show``, a grid's ``sweep run`` without Monte Carlo's or walk-forward's imports)."""
+
+    def __init__(self, name: str, module: str, tables: tuple[str, ...], reads: frozenset[str] | set[str],
+                 *, show: str = "", report: str = "", counts: str = "configurations"):
+        self.name, self.module, self.tables, self.reads = name, module, tuple(tables), frozenset(reads)
+        self.show, self.report, self.counts = show, report, counts
+
+    def kind(self) -> StudyKind:
+        """The module's own ``KIND`` (importing the module on first use)."""
+        return importlib.import_module(self.module).KIND
+
+    def validate(self, study: Any) -> None:
+        self.kind().validate(study)
+
+    def describe(self, study: Any, **options: Any) -> list[str]:
+        return self.kind().describe(study, **options)
+
+    def run(self, study: Any, **options: Any) -> Any:
+        return self.kind().run(study, **options)
+
+
 def data_line(panel: Any) -> str:
     T, N = panel.shape
     return f"data        {panel.source} ({T} days x {N} symbols, {panel.dates[0]} .. {panel.dates[-1]})"
@@ -156,7 +190,7 @@ def run_study(study: Any, *, data: str | Path | None = None, funding: str | Path
               on_chunk: Callable[[int], None] | None = None, max_configs: int | None = None) -> Any:
     """Run a study of any kind and write its tables into ``out`` (``results/<name>`` by default).
 
-    A grid of more than ``max_configs`` configurations (``sweep.study.file.MAX_CONFIGS``
+    A grid of more than ``max_configs`` configurations (``MAX_CONFIGS``
     unless given) is refused before anything is built. ``on_chunk(n_written)`` is called
     after each chunk reaches the disk (a hook for progress and for tests that interrupt a run).
     """
