@@ -128,8 +128,10 @@ class ResultsFolder:
         """
         state = read_json(self.partial / "state.json") if self.partial.exists() else {}
         if self.partial.exists() and state.get("fingerprint") != fingerprint:
-            # A run stopped before it recorded its fingerprint left nothing worth keeping.
-            if not force and (state or any(p.is_file() for p in self.partial.rglob("*"))):
+            # A run stopped before it recorded its fingerprint left nothing worth keeping (at most
+            # the hidden temporary file of its state: kill -9 while writing it).
+            if not force and (state or any(p.is_file() and not p.name.startswith(".")
+                                           for p in self.partial.rglob("*"))):
                 raise SweepError(f"{self.partial} holds an unfinished run of a different study or data set; "
                                  "use --force to discard it")
             shutil.rmtree(self.partial)

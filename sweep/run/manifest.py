@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from sweep.results.meta import manifest_head, versions
-from sweep.run.plan import Plan
+from sweep.run.plan import Plan, representatives
 from sweep.run.summary import RunSummary
 
 
@@ -22,6 +22,6 @@ def run_manifest(pl_: Plan, fp_: str, summary: RunSummary) -> dict[str, Any]:
         "configs_per_second": round(summary.configs_per_second, 1) if summary.n_run else None,
         "versions": versions(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "factors": sorted({p["factor"] for p in pl_.configs}),
+        "factors": sorted({p["factor"] for p in representatives(pl_.configs)}),
         "parameters": pl_.study.columns,
     }

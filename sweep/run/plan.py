@@ -9,7 +9,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -48,7 +48,8 @@ class Plan:
 
     study: Any
     panel: Panel
-    configs: list[dict[str, Any]]
+    # A grid's ``sweep.engine.space.ConfigSpace`` (generated on demand), or a list.
+    configs: Sequence[dict[str, Any]]
     s: int
     e: int
 
@@ -80,6 +81,12 @@ def _start_numba() -> None:
     simple_returns(np.ones((2, 1)))
 
 
+def representatives(configs: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+    """Configurations that between them need every column, symbol, feature and warm-up that
+    ``configs`` need: a grid's structural combinations (``ConfigSpace.reps``), else all of them."""
+    return getattr(configs, "reps", configs)
+
+
 def plan(study: Any, data: str | Path | None = None, funding: str | Path | None = None,
          configs: list[dict[str, Any]] | None = None) -> Plan:
     """Load the data and check every configuration against it (``sweep validate``).
@@ -90,16 +97,16 @@ def plan(study: Any, data: str | Path | None = None, funding: str | Path | None 
     with ThreadPoolExecutor(1) as pool:
         warming = pool.submit(_start_numba)
         panel = load_panel(data_path(study, data), funding_path(study, funding))
-        configs = study.resolved_configs() if configs is None else configs
+        configs = study.space() if configs is None else configs
         warming.result()
     ws = Workspace(panel)
     seen = set()
-    for p in configs:
+    for p in representatives(configs):
         needs = (p["factor"], p["top_by_market_cap"] > 0, p["market"], p["market_symbol"],
                  p["min_volume"] > 0, p["regime"] != "all", p["funding"])
         if needs not in seen:
             seen.add(needs)
             ws.check(p, str(study.path))
-    warmup = max(warmup_days(p) for p in configs)
+    warmup = max(warmup_days(p) for p in representatives(configs))
     s, e = evaluation_window(panel, warmup, study.start, study.end, f"{study.path}: [study]")
     return Plan(study, panel, configs, s, e)

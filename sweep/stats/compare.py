@@ -309,21 +309,22 @@ def tranche_slice(folder: str | Path, param: str, where: dict[str, Any] | None =
             raise SweepError(f"--where {key}: {why}, it cannot be fixed")
         fixed[key] = _parse(trials[key], text, f"--where {key}")
 
-    # Variants: rows that differ only in phase, among those --where keeps.
+    # Variants: rows that differ only in phase, among those --where keeps. The table is narrowed
+    # in Polars first (a million rows: no Python row for a variant outside the slice).
     others = [c for c in params if c not in (param, "phase")]
-    variants: dict[tuple, list[dict[str, Any]]] = {}
-    for row in trials.iter_rows(named=True):
-        if all(_key(row[k]) == _key(v) for k, v in fixed.items()):
-            variants.setdefault(tuple(_key(row[c]) for c in [*others, param]), []).append(row)
-    for rows in variants.values():
-        rows.sort(key=lambda r: r.get("phase") or 0)
+    swept = [c for c in others if _n_unique(trials[c]) > 1 or c in fixed]
+    trials = _matching(trials, fixed)
     lower = lower_is_better(objective)
     panel, s, e = _load_panel(folder, manifest, data)
     runner = _Runner(panel, s, e)
-    slices = {k[:-1] for k in variants}
-    if len(slices) > 1:
-        reference = _reference(variants, objective, lower, runner, params)
-        variants = {k: v for k, v in variants.items() if k[:-1] == reference}
+    varying = [c for c in others if _n_unique(trials[c]) > 1]
+    if varying:
+        trials = _matching(trials, _reference(trials, varying, param, objective, lower, runner, params))
+    variants: dict[tuple, list[dict[str, Any]]] = {}
+    for row in trials.iter_rows(named=True):
+        variants.setdefault(tuple(_key(row[c]) for c in [*others, param]), []).append(row)
+    for rows in variants.values():
+        rows.sort(key=lambda r: r.get("phase") or 0)
     groups = sorted(variants.values(), key=lambda g: _order_key(_key(g[0][param])))
     series = _tranche_series(runner, groups, params)
     tranches = []
@@ -332,27 +333,58 @@ def tranche_slice(folder: str | Path, param: str, where: dict[str, Any] | None =
                      returns=R, returns_pre_cost=R_pre)
         tr.metrics = _metrics(tr)
         tranches.append(tr)
-    swept = [c for c in others if trials[c].n_unique() > 1 or c in fixed]
     held = {c: groups[0][0][c] for c in swept}
     return Slice(folder, param, objective, held, panel.dates[s:e + 1], tranches)
 
 
-def _reference(variants: dict[tuple, list[dict[str, Any]]], objective: str, lower: bool, runner: _Runner,
-               params: list[str]) -> tuple:
-    """The other parameters' values of the variant whose tranche objective is best, among
-    variants not ruined (all of them if every one was ruined)."""
-    keys = list(variants)
-    score = {k: _phase_stats(variants[k], objective)[0] for k in keys}  # single phase, or a non-R metric
-    if from_returns(objective):
-        multi = [k for k in keys if len(variants[k]) > 1]
+def _n_unique(column: pl.Series) -> int:
+    return len({_key(v) for v in column.unique().to_list()}) if column.dtype == pl.List else column.n_unique()
+
+
+def _matching(trials: pl.DataFrame, values: dict[str, Any]) -> pl.DataFrame:
+    """The rows whose parameters equal ``values`` (a list column compared as a tuple)."""
+    for k, v in values.items():
+        if trials[k].dtype == pl.List:
+            trials = trials.filter(pl.Series([_key(x) == _key(v) for x in trials[k].to_list()]))
+        else:
+            trials = trials.filter(pl.col(k) == v) if v is not None else trials.filter(pl.col(k).is_null())
+    return trials
+
+
+def _reference(trials: pl.DataFrame, varying: list[str], param: str, objective: str, lower: bool,
+               runner: _Runner, params: list[str]) -> dict[str, Any]:
+    """The values of the ``varying`` other parameters of the variant whose tranche objective is best,
+    among variants not ruined (all of them if every one was ruined); the first such on ties.
+
+    A variant of one phase scores its row's value, read in bulk; only variants of several phases
+    are run again as tranche books (when the objective is computed from the returns)."""
+    keys = [*varying, param]
+    score = pl.col(objective).cast(pl.Float64)
+    g = trials.group_by(keys, maintain_order=True).agg(
+        pl.len().alias("_n"), (pl.col("ruined") == 1.0).all().alias("_ruined"),
+        score.fill_nan(None).mean().fill_null(float("nan")).alias("_score"))
+    scores = g["_score"].to_numpy().copy()
+    if from_returns(objective) and (g["_n"] > 1).any():
+        multi = g.with_row_index("_g").filter(pl.col("_n") > 1).select("_g", *keys)
+        rows_of: dict[tuple, list[dict[str, Any]]] = {}
+        for row in trials.join(multi.drop("_g"), on=keys, how="semi").iter_rows(named=True):
+            rows_of.setdefault(tuple(_key(row[c]) for c in keys), []).append(row)
+        index = {tuple(_key(v) for v in r[1:]): r[0] for r in multi.iter_rows()}
+        groups = list(rows_of.items())
         pre = objective in PRE_COST
-        for i in range(0, len(multi), CHUNK):
-            part = multi[i:i + CHUNK]
-            series = _tranche_series(runner, [variants[k] for k in part], params, net=not pre, pre=pre)
-            for k, (R, R_pre) in zip(part, series):
-                score[k] = float(series_metric(PRE_COST.get(objective, objective), R_pre if pre else R)[0])
-    best = min(keys, key=lambda k: _sort_key(score[k], _all_ruined(variants[k]), lower))
-    return best[:-1]
+        for i in range(0, len(groups), CHUNK):
+            part = groups[i:i + CHUNK]
+            series = _tranche_series(runner, [sorted(rows, key=lambda r: r.get("phase") or 0) for _, rows in part],
+                                     params, net=not pre, pre=pre)
+            for (k, _), (R, R_pre) in zip(part, series):
+                scores[index[k]] = float(series_metric(PRE_COST.get(objective, objective), R_pre if pre else R)[0])
+    # _sort_key in bulk: not ruined first, then a finite score, best first; lexsort is stable, so
+    # the first variant wins a tie, as min() over _sort_key would choose.
+    ruined = g["_ruined"].to_numpy()
+    nan = np.isnan(scores)
+    value = np.where(nan, 0.0, scores if lower else -scores)
+    best = int(np.lexsort((value, nan, ruined))[0])
+    return {c: g[c][best] for c in varying}
 
 
 # --------------------------------------------------------------------------- the comparison

@@ -12,19 +12,18 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sweep.core.errors import SweepError
-from sweep.engine.params import PARAMS, check_value, closest, resolve, sync_user_params
+from sweep.engine.params import PARAMS, check_value, closest, sync_user_params
+from sweep.engine.space import ConfigSpace
 from sweep.factors import load as factor_code
 from sweep.metrics import names as metric_names
 from sweep.study import kind as kinds
+from sweep.study.kind import MAX_CONFIGS
 
 STUDY_KEYS = ("name", "kind", "objective", "data", "funding", "start", "end", "description")
 # The tables every study may hold; each kind adds the ones it reads (``StudyKind.reads``),
 # and a table no kind of the study reads is refused rather than silently ignored.
 COMMON_TABLES = ("study", "backtest")
-# A study whose table would hold more configurations than this is refused before it
-# starts (a 10,000,000-configuration grid once grew past 3.5 GB before writing a row);
-# ``sweep run --max-configs N`` raises the limit.
-MAX_CONFIGS = 2_000_000
+
 
 
 @dataclass
@@ -73,8 +72,8 @@ class Study:
         n = self.n_configs
         if n > limit:
             raise SweepError(f"{self.path}: [grid] has {n:,} configurations, more than the limit of {limit:,} "
-                             f"(each is a row kept until the table is written); narrow the grid, or raise "
-                             f"the limit with --max-configs {n}")
+                             f"(hours of backtests at ~10,000 a second, a table of ~{n * 150 / 1e9:,.0f} GB); narrow the grid, "
+                             f"or raise the limit with --max-configs {n}")
 
     @property
     def every_phase(self) -> bool:
@@ -98,19 +97,14 @@ class Study:
             else:
                 yield config
 
+    def space(self) -> ConfigSpace:
+        """The grid's configurations, resolved and generated on demand (never listed whole); an
+        impossible combination is refused with its values."""
+        return ConfigSpace(self.fixed, self.axes, str(self.path))
+
     def resolved_configs(self) -> list[dict[str, Any]]:
-        """Every configuration resolved; an impossible combination is refused with its values."""
-        out = []
-        for raw in self.raw_configs():
-            try:
-                out.append(resolve(raw, str(self.path), checked=True))
-            except SweepError:
-                if not self.axes:
-                    raise
-                # Name the refused combination (built only on failure: it is slow).
-                where = f"{self.path}: configuration " + ", ".join(f"{k}={raw[k]!r}" for k in self.axes)
-                resolve(raw, where, checked=True)
-        return out
+        """Every configuration resolved, as a list (for small grids; a run uses ``space``)."""
+        return list(self.space())
 
     def fingerprint(self) -> str:
         """Hash of what the study means (its parsed content, not its whitespace, and the

@@ -1,22 +1,22 @@
 """Grid studies (the default kind): every configuration of ``[grid]`` x ``[backtest]``.
 
-Configurations run in chunks on the shared pool (``sweep.run.pool``); each finished
-chunk is written to ``<out>/.partial/`` before it counts as done, so a rerun of the
-same study on the same data skips the chunks found there and assembles the table
-an uninterrupted run gives. Chunk boundaries depend on the number of configurations
-only (not on ``--jobs``), so every chunk file holds a contiguous range and the final
-``trials.parquet`` is streamed from them in order, one chunk in memory at a time.
-
-Memory: the rows are never all held at once; what grows with the count is the list of
-resolved configurations and the summary's inputs (the metrics and the block moments
-of every configuration, about 400 bytes each), which is why a study over
-``sweep.study.file.MAX_CONFIGS`` configurations is refused unless ``--max-configs``
-raises the limit.
+Configurations run in chunks on the shared pool (``sweep.run.pool``). A chunk is a
+range ``[a, b)`` of the grid's order and everything about it is built from the grid's
+axes in the worker (``sweep.engine.space.ConfigSpace``: kernel rows, parameter columns,
+ids hashed in bulk), so no list of configurations exists and memory does not grow with
+their number. Each finished chunk's rows are written to ``<out>/.partial/`` before it
+counts as done, so a rerun of the same study on the same data skips the chunks found
+there (after kill -9 at any point) and assembles the table an uninterrupted run gives.
+Chunk boundaries depend on the number of configurations only (not on ``--jobs``); the
+final ``trials.parquet`` is streamed from the chunk files in order, a row group per
+chunk (``pyarrow.parquet.ParquetWriter``), and ``summary.json`` is computed from them a
+chunk at a time (``sweep.study.tables.streamed_summary``).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,7 +26,6 @@ import pyarrow.parquet as pq
 
 from sweep.core.errors import SweepError
 from sweep.core.io import replacing
-from sweep.engine.params import config_id
 from sweep.engine.workspace import Compiled, Workspace, compile_configs, kernel_panels, run_metrics
 from sweep.metrics import names as metric_names
 from sweep.results import ResultsFolder, manifest_head
@@ -36,7 +35,7 @@ from sweep.run.plan import N_BLOCKS, Plan, plan
 from sweep.run.pool import default_jobs, run_chunks
 from sweep.run.summary import RunSummary
 from sweep.study.kind import StudyKind, register, run_study, window_lines, data_line
-from sweep.study.tables import config_schema, study_summary, trials_table
+from sweep.study.tables import streamed_summary, study_summary, trials_table
 
 BLOCK_COLUMNS = [f"_block_sum_{b}" for b in range(N_BLOCKS)] + [f"_block_sumsq_{b}" for b in range(N_BLOCKS)]
 TABLES = ("trials.parquet", "summary.json")
@@ -60,20 +59,26 @@ def _warm_up(comp: Compiled, panels: tuple, s: int, e: int) -> None:
                 (np.empty((1, N_BLOCKS)), np.empty((1, N_BLOCKS))))
 
 
-def _chunk_frame(idx: np.ndarray, metrics: np.ndarray, sums: np.ndarray, sumsq: np.ndarray) -> pl.DataFrame:
+def _chunk_frame(params: pl.DataFrame, idx: np.ndarray, metrics: np.ndarray, sums: np.ndarray,
+                 sumsq: np.ndarray) -> pl.DataFrame:
+    """A finished chunk: its rows of the table (``trials_table``'s columns), then ``idx`` and the
+    block moments the summary reads."""
     blocks = np.hstack([sums, sumsq])
-    return pl.DataFrame({"idx": idx, **{m: metrics[:, j] for j, m in enumerate(metric_names())},
-                         **{c: blocks[:, j] for j, c in enumerate(BLOCK_COLUMNS)}})
+    rows = trials_table(None, None, pl.DataFrame({m: metrics[:, j] for j, m in enumerate(metric_names())}),
+                        params=params)
+    return rows.with_columns(pl.Series("idx", idx),
+                             *[pl.Series(c, blocks[:, j]) for j, c in enumerate(BLOCK_COLUMNS)])
 
 
-def _returns_frame(idx: np.ndarray, rets: np.ndarray) -> pl.DataFrame:
+def _returns_frame(ids: pl.Series, rets: np.ndarray) -> pl.DataFrame:
     C, n = rets.shape
-    return pl.DataFrame({"idx": np.repeat(idx, n).astype(np.int64),
+    return pl.DataFrame({"config_id": ids.gather(np.repeat(np.arange(C), n)),
                          "day": np.tile(np.arange(n, dtype=np.int32), C), "ret": rets.ravel()})
 
 
 def _stream(parts: list[Path], path: Path, build: Callable[[pl.DataFrame], pl.DataFrame]) -> None:
-    """``build(part)`` of each part file, in order, appended as row groups of one Parquet file."""
+    """``build(part)`` of each part file, in order, appended as row groups of one Parquet file
+    (schema and metadata written once; one part in memory at a time)."""
     with replacing(path) as tmp:
         writer = None
         try:
@@ -87,40 +92,26 @@ def _stream(parts: list[Path], path: Path, build: Callable[[pl.DataFrame], pl.Da
                 writer.close()
 
 
-def _assemble(pl_: Plan, folder: ResultsFolder, save_returns: bool) -> pl.DataFrame:
-    """Stream the chunk files into the staged ``trials.parquet`` (and ``returns.parquet``);
-    returns what the summary reads (metrics and block moments, no parameters)."""
-    configs, study = pl_.configs, pl_.study
+def _assemble(pl_: Plan, folder: ResultsFolder, save_returns: bool) -> None:
+    """Stream the chunk files into the staged ``trials.parquet`` (and ``returns.parquet``), after
+    checking that the chunks hold every configuration exactly once."""
+    n = len(pl_.configs)
     parts = folder.chunks()
     seen = pl.scan_parquet(parts).select("idx").collect()["idx"] if parts else pl.Series("idx", [], pl.Int64)
-    if seen.len() != len(configs) or not (seen == pl.int_range(0, len(configs), eager=True)).all():
+    if seen.len() != n or not (seen == pl.int_range(0, n, eager=True)).all():
         raise SweepError(f"{folder.partial}: the finished chunks do not cover every configuration; "
                          "rerun with --force")
-    schema = config_schema(study, configs)
-
-    def trials(chunk: pl.DataFrame) -> pl.DataFrame:
-        idx = chunk["idx"].to_numpy()
-        return trials_table(study, configs[idx[0]:idx[-1] + 1], chunk, schema)
-
-    _stream(parts, folder.stage_path("trials.parquet"), trials)
+    drop = ["idx", *BLOCK_COLUMNS]
+    _stream(parts, folder.stage_path("trials.parquet"), lambda chunk: chunk.drop(drop))
     if save_returns:
         dates = pl.Series("date", pl_.panel.dates[pl_.s:pl_.e + 1])
-
-        def returns(chunk: pl.DataFrame) -> pl.DataFrame:
-            ids = pl.Series("config_id", [config_id(configs[i]) for i in chunk["idx"].unique(maintain_order=True)])
-            first = int(chunk["idx"][0])
-            return pl.DataFrame({"config_id": ids.gather(chunk["idx"] - first),
-                                 "date": dates.gather(chunk["day"]), "ret": chunk["ret"]})
-
-        _stream(folder.chunks("returns"), folder.stage_path("returns.parquet"), returns)
-    return pl.scan_parquet(parts).select([*metric_names(), *BLOCK_COLUMNS]).collect()
+        _stream(folder.chunks("returns"), folder.stage_path("returns.parquet"),
+                lambda chunk: chunk.select("config_id", dates.gather(chunk["day"]), "ret"))
 
 
-def grid_summary(pl_: Plan, metrics: pl.DataFrame) -> dict[str, Any]:
-    """``summary.json`` of a grid, from the block moments the kernels kept per chunk."""
-    blocks = metrics.select(BLOCK_COLUMNS).to_numpy()
-    return study_summary(pl_.study, pl_.panel, pl_.configs, pl_.s, pl_.e,
-                         metrics.select(metric_names()).to_numpy(), blocks[:, :N_BLOCKS], blocks[:, N_BLOCKS:])
+def grid_summary(pl_: Plan, parts: list[Path]) -> dict[str, Any]:
+    """``summary.json`` of a grid, read from its chunk files a chunk at a time."""
+    return streamed_summary(pl_.study, pl_.panel, pl_.configs, pl_.s, pl_.e, parts, BLOCK_COLUMNS)
 
 
 class GridKind(StudyKind):
@@ -151,43 +142,49 @@ class GridKind(StudyKind):
             return RunSummary(folder.path, len(configs), 0, len(configs), time.perf_counter() - t0, 0.0,
                               pl_.start, pl_.end)
         # Everything that can fail on the input happens before the first file is written.
+        space = pl_.configs
         ws = Workspace(pl_.panel)
-        comp = compile_configs(ws, configs, jobs)
+        comp = compile_configs(ws, space.reps, jobs)  # one row per structural combination
         del ws  # the stacks hold what the kernels read; drop the caches' copies
+        columns = study.columns
+        schema = space.column_schema(columns)
         with folder.claim():
             if folder.begin(fp_, study.path, force):
                 return RunSummary(folder.path, len(configs), 0, len(configs), time.perf_counter() - t0, 0.0,
                                   pl_.start, pl_.end)
             size = chunk_size(len(configs))
             done = {int(f.stem.split("-")[1]) for f in folder.chunks()}
-            pending = [(a, min(a + size, len(configs))) for a in range(0, len(configs), size) if a not in done]
-            n_done = len(configs) - sum(b - a for a, b in pending)
+            pending = ((a, min(a + size, len(configs))) for a in range(0, len(configs), size) if a not in done)
+            n_done = sum(min(a + size, len(configs)) - a for a in done)
             panels = kernel_panels(pl_.panel)
             n = e - s + 1
 
             def work(span: tuple[int, int]):
-                idx = np.arange(*span, dtype=np.int64)
-                rets = np.empty((len(idx), n)) if save_returns else np.empty((0, 0))
-                sums, sumsq = np.empty((len(idx), N_BLOCKS)), np.empty((len(idx), N_BLOCKS))
-                metrics = run_metrics(panels, comp, idx, s, e, rets, (sums, sumsq))  # kernel + extra metrics
-                return idx, metrics, sums, sumsq, rets
+                # Everything a chunk needs is built here, from the grid's axes, in the worker thread.
+                a, b = span
+                ip, fp = space.encode(a, b, comp.ip, comp.fp)
+                rets = np.empty((b - a, n)) if save_returns else np.empty((0, 0))
+                sums, sumsq = np.empty((b - a, N_BLOCKS)), np.empty((b - a, N_BLOCKS))
+                metrics = run_metrics(panels, replace(comp, ip=ip, fp=fp), slice(None), s, e, rets, (sums, sumsq))
+                params = space.frame(a, b, columns, schema)
+                return _chunk_frame(params, np.arange(a, b, dtype=np.int64), metrics, sums, sumsq), rets
 
             def finish(span: tuple[int, int], result) -> int:
-                idx, metrics, sums, sumsq, rets = result
+                frame, rets = result
                 if save_returns:
-                    folder.write_chunk(_returns_frame(idx, rets), span[0], "returns")
-                # The metrics file is written last: its presence is what marks the chunk done.
-                folder.write_chunk(_chunk_frame(idx, metrics, sums, sumsq), span[0])
-                return len(idx)
+                    folder.write_chunk(_returns_frame(frame["config_id"], rets), span[0], "returns")
+                # The rows are written last: their file's presence is what marks the chunk done.
+                folder.write_chunk(frame, span[0])
+                return frame.height
 
             compute_time = 0.0
-            if pending:
+            if n_done < len(configs):
                 _warm_up(comp, panels, s, e)
                 compute_time = run_chunks(pending, work, finish, jobs=jobs, total=len(configs), done=n_done,
                                           progress=progress, on_chunk=on_chunk)
             comp = None  # the stacks of rankings are not needed past the backtests
-            metrics = _assemble(pl_, folder, save_returns)
-            folder.put("summary.json", grid_summary(pl_, metrics))
+            _assemble(pl_, folder, save_returns)
+            folder.put("summary.json", grid_summary(pl_, folder.chunks()))
             summary = RunSummary(folder.path, len(configs), len(configs) - n_done, n_done,
                                  time.perf_counter() - t0, compute_time, pl_.start, pl_.end)
             folder.commit(run_manifest(pl_, fp_, summary))
@@ -198,4 +195,4 @@ KIND = register(GridKind())
 
 __all__ = ["BLOCK_COLUMNS", "GridKind", "KIND", "N_BLOCKS", "Plan", "RunSummary", "SCHEMA_VERSION",
            "chunk_size", "default_jobs", "grid_summary", "manifest_head", "plan", "run_manifest", "run_study",
-           "study_summary", "trials_table"]
+           "streamed_summary", "study_summary", "trials_table"]
