@@ -125,13 +125,38 @@ def id_length(ids) -> int:
     """
     import polars as pl
 
+    ids = pl.Series(ids, dtype=pl.String)
+    if ids.len() > 1 and ids.str.contains("^[0-9a-f]{16}$").all():
+        return _hex_id_length(ids)
     # In Polars: a million ids take a tenth of a second, not the seconds of Python sets.
-    ids = pl.Series(ids, dtype=pl.String).unique()
+    ids = ids.unique()
     longest = int(ids.str.len_chars().max() or MIN_ID)
-    for n in range(MIN_ID, longest):
-        if ids.str.slice(0, n).n_unique() == ids.len():
-            return n
-    return longest
+    lo, hi = MIN_ID, max(MIN_ID, longest)  # prefixes of length hi tell every id apart
+    while lo < hi:  # a prefix that tells ids apart still does one character longer: bisect
+        mid = (lo + hi) // 2
+        if ids.str.slice(0, mid).n_unique() == ids.len():
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _hex_id_length(ids) -> int:
+    """``id_length`` of 16-hex-digit ids (sweep's own) as 64-bit integers: sorted, two neighbours share
+    the longest prefix any pair shares, and the hex digits two integers share are the leading
+    zero bits of their XOR over 4 (ten million ids: about 2 s, not minutes of string hashing)."""
+    import numpy as np
+    import polars as pl
+
+    v = np.sort(ids.str.to_integer(base=16, dtype=pl.UInt64).to_numpy())
+    x = v[1:] ^ v[:-1]
+    x = x[x != 0]  # the same id twice tells nothing apart
+    if x.size == 0:
+        return MIN_ID
+    for k in (1, 2, 4, 8, 16, 32):  # smear the highest set bit down: the bit length is the popcount
+        x |= x >> np.uint64(k)
+    shared = (64 - int(np.bitwise_count(x).min())) // 4
+    return max(MIN_ID, min(16, shared + 1))
 
 
 def read(path: Path):

@@ -24,6 +24,7 @@ from sweep.core.errors import SweepError
 from sweep.engine.params import PARAMS, closest
 from sweep.metrics import lower_is_better
 from sweep.metrics import names as metric_names
+from sweep.results.lazy import STREAMING, varying
 
 # What `sweep show` adds after the ranking metric, in this order, while the terminal has room.
 KEY_METRICS = ("sharpe", "cagr", "max_drawdown", "turnover", "sharpe_pre_cost", "ann_vol", "sortino",
@@ -60,8 +61,7 @@ def show(folder: Path, args) -> int:
     by = args.by or objective
     if by not in metric_names() or by not in names:
         raise SweepError(f"--by {by!r} is not a metric{closest(by, metric_names())}")
-    counts = lf.select([pl.col(c).n_unique().alias(c) for c in params]).collect().row(0, named=True) if params else {}
-    swept = [c for c in params if counts[c] > 1]
+    swept = varying(lf, params)
     metrics = [m for m in metric_names() if m in names]
     if args.columns is not None:
         wanted = [c.strip() for c in args.columns.split(",") if c.strip() and c.strip() != "config_id"]
@@ -79,14 +79,19 @@ def show(folder: Path, args) -> int:
     ruined = (pl.col("ruined") > 0) if "ruined" in names else pl.lit(False)
     finite = pl.col(by).cast(pl.Float64).is_finite()
     n_all, n_ranked, n_ruined = lf.select(pl.len().alias("n"), finite.sum().alias("ranked"),
-                                          (finite & ruined).sum().alias("ruined")).collect().row(0)
+                                          (finite & ruined).sum().alias("ruined")).collect(engine=STREAMING).row(0)
     n_unranked = n_all - n_ranked
-    ranked = lf.filter(finite if args.include_ruined else finite & ~ruined)
     n_pool = n_ranked if args.include_ruined else n_ranked - n_ruined
-    best = ranked.sort(by, descending=not lower_is_better(by), maintain_order=True).head(args.top).collect()
+    # The top rows by their index and the one column first (a sort of every column of ten million
+    # rows took gigabytes), then those rows alone.
+    top = (lf.with_row_index("_i").filter(finite if args.include_ruined else finite & ~ruined)
+           .select("_i", pl.col(by)).sort(by, descending=not lower_is_better(by), maintain_order=True)
+           .head(args.top).collect(engine=STREAMING)["_i"])
+    best = (lf.with_row_index("_i").filter(pl.col("_i").is_in(top.implode())).collect(engine=STREAMING)
+            .join(pl.DataFrame({"_i": top}).with_row_index("_rank"), on="_i").sort("_rank").drop("_i", "_rank"))
     marks = best.select(ruined.alias("r"))["r"].to_list() if best.height else []
 
-    n_id = id_length(lf.select("config_id").collect()["config_id"])
+    n_id = id_length(lf.select("config_id").collect(engine=STREAMING)["config_id"])
     head = ["#", "config_id"]
     order = list(dict.fromkeys(head + fixed + optional))
     rows = []
@@ -170,7 +175,7 @@ def show_config(folder: Path, manifest: dict, lf, prefix: str, params: list[str]
 
 def print_overfitting(console, summary: dict) -> None:
     """The overfitting statistics in words a researcher can act on, and the one verdict."""
-    from sweep.stats.verdict import overall_verdict
+    from sweep.stats.verdict import overall_verdict, sampled_splits
 
     o = summary.get("overfitting", summary)
     if "dsr" not in o:
@@ -194,7 +199,8 @@ def print_overfitting(console, summary: dict) -> None:
     if pbo:
         lines.append(f"Probability of backtest overfitting (CSCV, {pbo.get('n_blocks')} blocks): "
                      f"{f('pbo', '.2f', pbo)}; the in-sample winner lost money out of sample in "
-                     f"{f('prob_oos_loss', '.0%', pbo)} of the splits.")
+                     f"{f('prob_oos_loss', '.0%', pbo)} of the splits"
+                     + (f"; CSCV used {sampled_splits(pbo)}." if pbo.get("splits_sampled") else "."))
     lines.append(f"Overall: {overall_verdict(summary).sentence}")
     console.print("\n".join(lines))
 
@@ -240,12 +246,16 @@ def ending(study, folder: Path, data: str | None) -> tuple[list[str], list[str]]
 
     q = shlex.quote(str(folder))
     data_opt = f" --data {shlex.quote(str(data))}" if data else ""
-    trials = read(folder / "trials.parquet")
+    # Lazily: after a run of ten million configurations, a full load of the table took 10 GB.
+    trials = scan(folder / "trials.parquet")
+    if study.kind != "grid":  # an Optuna search may try a configuration twice
+        trials = trials.unique("config_id", keep="first", maintain_order=True)
     params = read(folder / "manifest.json").get("parameters") or study.columns
-    lines = best_lines(trials, study.objective, params)
+    shown = varying(trials, params)
+    swept = [c for c in shown if c != "phase"]
+    lines = best_lines(trials, study.objective, shown)
     summary = read(folder / "summary.json") if (folder / "summary.json").exists() else {}
     lines.append(f"The search: {overall_verdict(summary).sentence}")
-    swept = [c for c in params if c != "phase" and c in trials.columns and trials[c].n_unique() > 1]
     nexts = []
     # `sweep compare` reads a full grid only: an Optuna search leaves holes in the slices.
     if study.kind == "grid" and "rebalance_days" in swept:
@@ -265,24 +275,25 @@ def compare_verdict(folder: Path, data: str | None) -> str:
         return f"not compared ({exc})"
 
 
-def best_lines(trials, objective: str, params: list[str]) -> list[str]:
-    """The best book not ruined of a grid or Optuna table, and how many were set aside."""
+def best_lines(trials, objective: str, swept: list[str]) -> list[str]:
+    """The best book not ruined of a grid or Optuna table (a ``polars.LazyFrame``: only the best
+    row is materialised), first on ties as ``sweep.stats.choose.best_index``, and how many books
+    were set aside; ``swept`` names the parameters to show."""
     import polars as pl
 
-    from sweep.stats.choose import best_index
-
-    t = trials.unique("config_id", keep="first", maintain_order=True)
-    values = t[objective].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-    ruined = t["ruined"].cast(pl.Float64).fill_null(0.0).to_numpy() if "ruined" in t.columns else None
-    n_ruined = int((ruined > 0).sum()) if ruined is not None else 0
-    set_aside = (f"; {n_ruined} of {t.height} books were ruined (NAV reached zero) and set aside"
+    names = trials.collect_schema().names()
+    value = pl.col(objective).cast(pl.Float64)
+    ruined = (pl.col("ruined").cast(pl.Float64).fill_null(0.0) > 0) if "ruined" in names else pl.lit(False)
+    n, n_ruined = trials.select(pl.len().alias("n"), ruined.sum().alias("ruined")).collect(engine=STREAMING).row(0)
+    set_aside = (f"; {n_ruined} of {n} books were ruined (NAV reached zero) and set aside"
                  if n_ruined else "")
-    i = best_index(values, objective, ruined)
-    if i < 0:
-        return [f"No book to recommend: none of the {t.height} that was not ruined has a finite "
+    best = (trials.with_row_index("_i").filter(value.is_finite() & ~ruined).select("_i", value.alias("_v"))
+            .sort("_v", descending=not lower_is_better(objective), maintain_order=True).head(1)
+            .collect(engine=STREAMING))
+    if best.height == 0:
+        return [f"No book to recommend: none of the {n} that was not ruined has a finite "
                 f"{objective}{set_aside}."]
-    row = t.row(i, named=True)
-    swept = [c for c in params if c in t.columns and t[c].n_unique() > 1]
+    row = trials.slice(int(best["_i"][0]), 1).collect(engine=STREAMING).row(0, named=True)
     what = ", ".join(f"{c} {fmt(row[c], c)}" for c in swept)
     figures = [f"{objective} {fmt(row[objective], objective)}"]
     figures += [f"{label} {fmt(row[m], m)}" for m, label in (("cagr", "CAGR"), ("max_drawdown", "max drawdown"))

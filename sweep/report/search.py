@@ -42,7 +42,7 @@ from sweep.report.folder import (
 )
 from sweep.report.heatmap import heatmap_chart
 from sweep.report.lines import lines_chart, monte_carlo_band
-from sweep.stats.verdict import DSR_BAR, PBO_BAR, RULE, overall_verdict
+from sweep.stats.verdict import DSR_BAR, PBO_BAR, RULE, overall_verdict, sampled_splits
 
 CHARTS = ("equity_drawdown", "heatmap", "objective_vs_rebalance_days")
 MAX_FACTOR_CURVES = 4  # a multi-factor equity chart: the best strategy of at most this many factors
@@ -232,7 +232,9 @@ def overfitting_sentences(summary: dict[str, Any] | None) -> list[str]:
         out.append(f"PBO {p:.2f} ({'passes' if p < PBO_BAR else 'fails'}: the bar is below {PBO_BAR}): in {p:.0%} "
                    "of the " + (f"{splits:,} " if isinstance(splits, int) else "")
                    + f"splits of the window into halves ({pbo.get('n_blocks', '?')} blocks), the in-sample winner "
-                   "ranked below the median out of sample.")
+                   "ranked below the median out of sample."
+                   + (f" The splits are {sampled_splits(pbo)}: all of them would cost more than the backtests."
+                      if pbo.get("splits_sampled") else ""))
         if "prob_oos_loss" in pbo:
             out.append(f"The in-sample winner lost money out of sample in {pbo['prob_oos_loss']:.0%} of the splits.")
         slope = pbo.get("degradation_slope")

@@ -85,10 +85,16 @@ class ResultsFolder:
             raise SweepError(f"{path}: unreadable ({first}); rerun the study with --force") from None
 
     def scan(self, name: str) -> pl.LazyFrame:
-        """A Parquet table read lazily (for tables too large to hold)."""
+        """A Parquet table read lazily (for tables too large to hold); its footer is read now, so an
+        unreadable file is one line naming it here rather than an error at the first query."""
         path = self.path / name
         if not path.is_file():
             raise SweepError(f"{path}: missing (run the study first, or check the folder)")
+        try:
+            pl.read_parquet_schema(path)
+        except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SweepError(f"{path}: unreadable ({first}); rerun the study with --force") from None
         return pl.scan_parquet(path)
 
     # ---- writing --------------------------------------------------------------------------

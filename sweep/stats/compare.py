@@ -30,6 +30,7 @@ from kernels.metrics import DAYS_PER_YEAR, METRICS
 from sweep.core.errors import SweepError
 from sweep.engine.params import PARAMS, closest, resolve
 from sweep.metrics import lower_is_better
+from sweep.results.lazy import STREAMING, matching, varying
 from sweep.stats.best_per import stationary_indices
 from sweep.stats.compare_verdict import PRE_COST, SERIES, from_returns, verdict
 
@@ -285,20 +286,23 @@ def tranche_slice(folder: str | Path, param: str, where: dict[str, Any] | None =
     values: the best tranche objective among variants not ruined (SEMANTICS §10).
     """
     folder, manifest, res = _read(folder)
-    trials = res.table("trials.parquet")
+    # Lazily: a ten-million-row table is narrowed in Polars to the slice before any row is made.
+    lf = res.scan("trials.parquet")
+    names = lf.collect_schema().names()
     objective = by or manifest["study"]["objective"]
     if objective not in METRICS or objective == "ruined":
         raise SweepError(f"--by {objective!r} is not a metric to compare by"
                          f"{closest(objective, METRICS)}")
-    params = [c for c in manifest.get("parameters", []) if c in trials.columns and c in PARAMS]
+    params = [c for c in manifest.get("parameters", []) if c in names and c in PARAMS]
     if param == "phase":
         raise SweepError("--param phase: phases are pooled into each tranche book; compare another "
                          "parameter (e.g. rebalance_days)")
     if param not in params:
         raise SweepError(f"--param {param}: not a parameter of the study (parameters: "
                          f"{', '.join(params)}){closest(param, params)}")
-    if trials[param].n_unique() < 2:
-        raise SweepError(f"--param {param}: the study ran one value ({trials[param][0]}); nothing to compare")
+    if param not in varying(lf, [param]):
+        first = lf.select(param).head(1).collect()[param][0]
+        raise SweepError(f"--param {param}: the study ran one value ({first}); nothing to compare")
     fixed: dict[str, Any] = {}
     for key, text in (where or {}).items():
         if key not in params:
@@ -307,19 +311,20 @@ def tranche_slice(folder: str | Path, param: str, where: dict[str, Any] | None =
         if key in (param, "phase"):
             why = "the compared parameter" if key == param else "pooled into each tranche book"
             raise SweepError(f"--where {key}: {why}, it cannot be fixed")
-        fixed[key] = _parse(trials[key], text, f"--where {key}")
+        fixed[key] = _parse(lf.select(pl.col(key).unique()).collect()[key], text, f"--where {key}")
 
-    # Variants: rows that differ only in phase, among those --where keeps. The table is narrowed
-    # in Polars first (a million rows: no Python row for a variant outside the slice).
+    # Variants: rows that differ only in phase, among those --where keeps.
     others = [c for c in params if c not in (param, "phase")]
-    swept = [c for c in others if _n_unique(trials[c]) > 1 or c in fixed]
-    trials = _matching(trials, fixed)
+    swept = [c for c in others if c in varying(lf, others) or c in fixed]
+    lf = matching(lf, fixed)
     lower = lower_is_better(objective)
     panel, s, e = _load_panel(folder, manifest, data)
     runner = _Runner(panel, s, e)
-    varying = [c for c in others if _n_unique(trials[c]) > 1]
-    if varying:
-        trials = _matching(trials, _reference(trials, varying, param, objective, lower, runner, params))
+    differ = varying(lf, others)
+    if differ:
+        phased = "phase" in params and "phase" in varying(lf, ["phase"])
+        lf = matching(lf, _reference(lf, differ, param, objective, lower, runner, params, phased))
+    trials = lf.collect(engine=STREAMING)
     variants: dict[tuple, list[dict[str, Any]]] = {}
     for row in trials.iter_rows(named=True):
         variants.setdefault(tuple(_key(row[c]) for c in [*others, param]), []).append(row)
@@ -337,37 +342,28 @@ def tranche_slice(folder: str | Path, param: str, where: dict[str, Any] | None =
     return Slice(folder, param, objective, held, panel.dates[s:e + 1], tranches)
 
 
-def _n_unique(column: pl.Series) -> int:
-    return len({_key(v) for v in column.unique().to_list()}) if column.dtype == pl.List else column.n_unique()
-
-
-def _matching(trials: pl.DataFrame, values: dict[str, Any]) -> pl.DataFrame:
-    """The rows whose parameters equal ``values`` (a list column compared as a tuple)."""
-    for k, v in values.items():
-        if trials[k].dtype == pl.List:
-            trials = trials.filter(pl.Series([_key(x) == _key(v) for x in trials[k].to_list()]))
-        else:
-            trials = trials.filter(pl.col(k) == v) if v is not None else trials.filter(pl.col(k).is_null())
-    return trials
-
-
-def _reference(trials: pl.DataFrame, varying: list[str], param: str, objective: str, lower: bool,
-               runner: _Runner, params: list[str]) -> dict[str, Any]:
+def _reference(lf: pl.LazyFrame, varying: list[str], param: str, objective: str, lower: bool,
+               runner: _Runner, params: list[str], phased: bool) -> dict[str, Any]:
     """The values of the ``varying`` other parameters of the variant whose tranche objective is best,
     among variants not ruined (all of them if every one was ruined); the first such on ties.
 
-    A variant of one phase scores its row's value, read in bulk; only variants of several phases
-    are run again as tranche books (when the objective is computed from the returns)."""
+    Without phases each row is a variant and the best is found by a streaming scan (no frame of
+    the table); with phases, variants are grouped in Polars and only those of several phases are
+    run again as tranche books (when the objective is computed from the returns)."""
     keys = [*varying, param]
     score = pl.col(objective).cast(pl.Float64)
-    g = trials.group_by(keys, maintain_order=True).agg(
+    if not phased:
+        g = lf.select(*keys, (pl.col("ruined") == 1.0).fill_null(False).alias("_ruined"),
+                      score.fill_null(float("nan")).alias("_score"))
+        return _first_best(g, varying, lower)
+    g = lf.group_by(keys, maintain_order=True).agg(
         pl.len().alias("_n"), (pl.col("ruined") == 1.0).all().alias("_ruined"),
-        score.fill_nan(None).mean().fill_null(float("nan")).alias("_score"))
+        score.fill_nan(None).mean().fill_null(float("nan")).alias("_score")).collect(engine=STREAMING)
     scores = g["_score"].to_numpy().copy()
     if from_returns(objective) and (g["_n"] > 1).any():
         multi = g.with_row_index("_g").filter(pl.col("_n") > 1).select("_g", *keys)
         rows_of: dict[tuple, list[dict[str, Any]]] = {}
-        for row in trials.join(multi.drop("_g"), on=keys, how="semi").iter_rows(named=True):
+        for row in lf.join(multi.drop("_g").lazy(), on=keys, how="semi").collect().iter_rows(named=True):
             rows_of.setdefault(tuple(_key(row[c]) for c in keys), []).append(row)
         index = {tuple(_key(v) for v in r[1:]): r[0] for r in multi.iter_rows()}
         groups = list(rows_of.items())
@@ -378,13 +374,19 @@ def _reference(trials: pl.DataFrame, varying: list[str], param: str, objective: 
                                      params, net=not pre, pre=pre)
             for (k, _), (R, R_pre) in zip(part, series):
                 scores[index[k]] = float(series_metric(PRE_COST.get(objective, objective), R_pre if pre else R)[0])
-    # _sort_key in bulk: not ruined first, then a finite score, best first; lexsort is stable, so
-    # the first variant wins a tie, as min() over _sort_key would choose.
-    ruined = g["_ruined"].to_numpy()
-    nan = np.isnan(scores)
-    value = np.where(nan, 0.0, scores if lower else -scores)
-    best = int(np.lexsort((value, nan, ruined))[0])
-    return {c: g[c][best] for c in varying}
+    return _first_best(g.with_columns(pl.Series("_score", scores)).lazy(), varying, lower)
+
+
+def _first_best(g: pl.LazyFrame, varying: list[str], lower: bool) -> dict[str, Any]:
+    """``varying`` of the first variant of ``g`` (columns ``_ruined``, ``_score``) that is smallest by
+    ``_sort_key``: not ruined first, then a score that is not NaN, then the best score."""
+    for flag in (~pl.col("_ruined"), ~pl.col("_score").is_nan()):  # narrow to the best class there is
+        if g.select(flag.any()).collect(engine=STREAMING).item():
+            g = g.filter(flag)
+    best = (pl.col("_score").arg_min() if lower else pl.col("_score").arg_max()).alias("_i")
+    i = g.select(best).collect(engine=STREAMING).item()
+    row = g.slice(0 if i is None else i, 1).collect(engine=STREAMING).row(0, named=True)
+    return {c: row[c] for c in varying}
 
 
 # --------------------------------------------------------------------------- the comparison

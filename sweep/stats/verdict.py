@@ -100,3 +100,18 @@ def overall_verdict(summary: dict[str, Any] | None) -> Verdict:
         return Verdict("not assessed", passed, failed, missing)
     label = "credible" if not failed else "doubtful" if len(failed) == 1 else "not credible"
     return Verdict(label, passed, failed)
+
+
+def sampled_splits(pbo: dict[str, Any]) -> str:
+    """How the PBO was estimated when CSCV used a sample of its splits (a grid too large for all
+    of them, ``sweep.stats.overfit.pbo_chunks``); ``""`` when every split was used.
+
+    >>> sampled_splits({"splits_sampled": True, "n_splits_used": 2000, "n_combinations_total": 12870})
+    'a seeded sample of 2,000 of the 12,870 splits (1,000 halvings, each both ways; standard error at most 0.016)'
+    """
+    if not pbo.get("splits_sampled"):
+        return ""
+    used, total = pbo.get("n_splits_used"), pbo.get("n_combinations_total")
+    m = used // 2
+    return (f"a seeded sample of {used:,} of the {total:,} splits ({m:,} halvings, each both ways; standard "
+            f"error at most {0.5 / math.sqrt(m):.3f})")
