@@ -212,11 +212,20 @@ def _check_spellings(df: pl.DataFrame, path: Path) -> None:
                      f"differ only in letter case are the same asset; keep one spelling): {shown}")
 
 
-def _check_duplicates(df: pl.DataFrame, path: Path, hint: str = "") -> None:
-    dup = df.select(pl.struct("date", "symbol").is_duplicated()).to_series()
-    if dup.any():
+def _check_duplicates(df: pl.DataFrame, path: Path, ti: np.ndarray, si: np.ndarray, hint: str = "") -> None:
+    """No two rows of one (date, symbol): ``ti``/``si`` are the rows' day and symbol indices.
+
+    On integer keys in numpy: hashing the (date, string) pairs in Polars took 130 MB more for
+    a 200 x 3,650 panel, a third of a small study's peak memory."""
+    key = ti * (int(si.max()) + 1 if len(si) else 1) + si
+    order = np.argsort(key, kind="stable")
+    same = np.diff(key[order]) == 0
+    if same.any():
+        dup = np.zeros(len(key), dtype=bool)  # every row of a duplicated pair, as is_duplicated marks
+        dup[order[1:][same]] = True
+        dup[order[:-1][same]] = True
         raise SweepError(f"{path}: {int(dup.sum())} rows duplicate a (date, symbol){hint}: "
-                         + _rows(df, dup, ["date", "symbol"]))
+                         + _rows(df, pl.Series(dup), ["date", "symbol"]))
 
 
 def _today() -> dt.date:
@@ -334,8 +343,10 @@ def _funding(panel: Panel, path: Path, fpath: Path) -> np.ndarray:
         on = fdf.filter(pl.Series(fsi >= 0))["date"]
         raise SweepError(f"{fpath}: no funding row matches a (date, symbol) of {path}: the rows of its symbols "
                          f"run {on.min()} .. {on.max()}, the panel's days {panel.dates[0]} .. {panel.dates[-1]}")
-    _check_duplicates(fdf, fpath, " (a day's funding is one row: the sum of that day's payments, "
-                                  "SEMANTICS §1)")
+    fdays = (fdf["date"].to_numpy().astype("datetime64[D]").astype(np.int64))
+    fsyms = fdf["symbol"].rank("dense").cast(pl.Int64).to_numpy()  # every symbol, the panel's or not
+    _check_duplicates(fdf, fpath, fdays, fsyms, " (a day's funding is one row: the sum of that day's payments, "
+                                               "SEMANTICS §1)")
     rate = _float_column(fdf, "funding_rate", fpath)
     _check_values(fdf, "funding_rate", rate, fpath)
     rate = rate.fill_null(np.nan).to_numpy()
@@ -353,7 +364,6 @@ def panel_from_frame(df: pl.DataFrame, source: str, fingerprint: str | None = No
     df = _check_keys(df, path, REQUIRED)
     if df.height == 0:
         raise SweepError(f"{path}: the table has no rows")
-    _check_duplicates(df, path)
     _check_calendar(df, path)
     close = _float_column(df, "close", path)
     bad = close.is_null() | close.is_nan() | close.is_infinite() | (close <= 0)
@@ -367,6 +377,7 @@ def panel_from_frame(df: pl.DataFrame, source: str, fingerprint: str | None = No
     ti = (df["date"].to_numpy().astype("datetime64[D]") - dates[0]).astype(np.int64)
     si = df["symbol"].replace_strict(sym_index, return_dtype=pl.Int64).to_numpy()
     T, N = len(dates), len(symbols)
+    _check_duplicates(df, path, ti, si)
 
     def dense(values: np.ndarray) -> np.ndarray:
         out = np.full((T, N), np.nan)
