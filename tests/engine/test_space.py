@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
