@@ -2,6 +2,7 @@
 
     python benchmarks/bench_sweep.py                 # print the figures
     python benchmarks/bench_sweep.py --write-readme  # also replace the README's figures
+    python benchmarks/bench_sweep.py --write-readme --ten-million  # and run ten million configurations
 
 Agreement is checked before anything is timed: the fast path against the
 independent reference of the tests (when ``tests/reference.py`` is present)
@@ -145,6 +146,7 @@ def main() -> None:
     ap.add_argument("--write-readme", action="store_true", help="replace the figures in README.md")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--ten-million", action="store_true", help="also run 10,000,000 configurations (~10 min)")
     args = ap.parse_args()
     rows: list[tuple[str, str, str]] = []
 
@@ -245,10 +247,10 @@ def main() -> None:
         bench_compare(report, embedded, tmp, args.jobs, args.repeat)
         bench_pbo(report)
         bench_peers(report, embedded, tmp, args.jobs, repeat=args.repeat)
-        bench_million(report, embedded, tmp, args.jobs)
+        bench_million(report, embedded, tmp, args.jobs, ten=args.ten_million)
 
     if args.write_readme:
-        write_readme(rows)
+        write_readme(rows, " --ten-million" if args.ten_million else "")
 
 
 def bench_search_and_robustness(report, embedded: Path, tmp: Path, jobs: int) -> None:
@@ -315,13 +317,13 @@ def bench_compare(report, embedded: Path, tmp: Path, jobs: int, repeat: int) -> 
            f"{len(tr.returns):,} days", f"{t:.2f} s", "seconds")
 
 
-def write_readme(rows: list[tuple[str, str, str]]) -> None:
+def write_readme(rows: list[tuple[str, str, str]], options: str = "") -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     table = ["| measurement | figure | target |", "| --- | ---: | --- |"]
     table += [f"| {w} | {v} | {t} |" for w, v, t in rows]
     block = ("<!-- bench:start -->\n"
-             f"Measured by `python benchmarks/bench_sweep.py --write-readme` on {machine()}:\n\n"
+             f"Measured by `python benchmarks/bench_sweep.py --write-readme{options}` on {machine()}:\n\n"
              + "\n".join(table) + "\n<!-- bench:end -->")
     new, n = re.subn(r"<!-- bench:start -->.*?<!-- bench:end -->", lambda _: block, text, flags=re.S)
     if n != 1:

@@ -158,7 +158,8 @@ class ResultsFolder:
 
     def chunks(self, prefix: str = "chunk", ext: str = "parquet") -> list[Path]:
         """The finished chunks, in the order of their first index."""
-        return sorted(self.partial.glob(f"{prefix}-*.{ext}"))
+        # By number, not by name: past 10^9 configurations the zero-padded names stop sorting.
+        return sorted(self.partial.glob(f"{prefix}-*.{ext}"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
 
     def write_chunk(self, frame: pl.DataFrame, first: int, prefix: str = "chunk") -> Path:
         """A finished chunk, atomically: once the file is there, the chunk is done."""

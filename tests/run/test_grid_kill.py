@@ -44,6 +44,7 @@ CHILD = textwrap.dedent("""
 
     study, out, point, k = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     grid.chunk_size = lambda n: 7
+    grid.ROW_GROUP = 10  # several row groups in the final table, so a kill can land between two
 
     def die(*_):
         os.kill(os.getpid(), signal.SIGKILL)

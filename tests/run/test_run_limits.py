@@ -129,6 +129,7 @@ def test_the_streamed_table_equals_the_table_built_at_once(tmp_path, data_file, 
     study = sweep.load_study(path)
     # Small chunks, so that several chunk files are streamed into the table.
     monkeypatch.setattr(grid_module, "chunk_size", lambda n: max(1, n // 5))
+    monkeypatch.setattr(grid_module, "ROW_GROUP", 20)  # row groups of two chunks, then the rest
     assert grid_module.chunk_size(study.n_configs) < study.n_configs
     assert chunk_size(10**6) <= 2048 and chunk_size(10) >= 1  # the real rule: bounded chunks
     sweep.run_study(study, out=tmp_path / "out", jobs=3, progress=False, save_returns=True)
