@@ -188,7 +188,8 @@ class ConfigSpace(Sequence):
 
     # ---- in bulk ----------------------------------------------------------------------------
 
-    def _scalar(self, name: str, digits: dict[str, np.ndarray], dtype) -> np.ndarray:
+    def _scalar(self, name: str, digits: dict[str, np.ndarray], dtype) -> np.ndarray | None:
+        """The values of schedule/cost parameter ``name`` per configuration; None when it is not swept."""
         if name == "phase" and self.every_phase:
             return digits["phase"].astype(dtype)
         if name in self.axes or (name == "rebalance_days" and self._virtual_k):
@@ -216,9 +217,9 @@ class ConfigSpace(Sequence):
         if "fee_bps" in self.axes or "slippage_bps" in self.axes:
             fee = self._scalar("fee_bps", d, np.float64)
             slip = self._scalar("slippage_bps", d, np.float64)
-            rep = [self.reps[j] for j in c[:1]]
-            fee = fee if fee is not None else np.full(len(c), float(rep[0]["fee_bps"]))
-            slip = slip if slip is not None else np.full(len(c), float(rep[0]["slippage_bps"]))
+            fixed = self.reps[0]  # an unswept cost has one resolved value in every combination
+            fee = fee if fee is not None else np.full(len(c), float(fixed["fee_bps"]))
+            slip = slip if slip is not None else np.full(len(c), float(fixed["slippage_bps"]))
             fp_[:, K.F_COST] = (fee + slip) / 10_000.0
         return ip_, fp_
 
