@@ -33,6 +33,9 @@ def add_parser(subparsers) -> None:
     run.add_argument("--max-configs", type=int, metavar="N",
                      help=f"run a grid of up to N configurations (default limit {MAX_CONFIGS:,}: a larger table is "
                           "refused before it starts)")
+    run.add_argument("--cluster", metavar="ADDRESS",
+                     help="run the chunks on a Dask cluster: 'local:N' (N worker processes on this machine) or a "
+                          "scheduler's 'tcp://HOST:8786'; overrides [study] cluster (grids, Monte Carlo, walk-forward)")
     run.add_argument("--quiet", action="store_true",
                      help="no progress and no ending (best book, verdict, next commands)")
 
@@ -56,7 +59,7 @@ def command(args) -> int:
         return 1
     summary = run_study(study, data=args.data, funding=args.funding, out=args.out, jobs=args.jobs,
                         force=args.force, save_returns=args.save_returns, progress=not args.quiet,
-                        max_configs=args.max_configs)
+                        max_configs=args.max_configs, cluster=args.cluster)
     if args.quiet:
         return 0
     if summary.n_run == 0:

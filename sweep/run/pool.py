@@ -42,16 +42,23 @@ def split(items: Sequence[T], jobs: int, cap: int, floor: int = 1) -> list[Seque
 
 def run_chunks(chunks: Iterable[T], work: Callable[[T], R], finish: Callable[[T, R], int], *,
                jobs: int, total: int, done: int = 0, progress: bool | None = None,
-               on_chunk: Callable[[int], None] | None = None) -> float:
-    """Run ``work(chunk)`` on a pool of ``jobs`` threads; ``finish(chunk, result)`` in this thread
-    as each one completes (it writes the result and returns how many units it held).
+               on_chunk: Callable[[int], None] | None = None, cluster: Any = None,
+               key: Callable[[T], Any] | None = None) -> float:
+    """Run ``work(chunk)`` on a pool of ``jobs`` threads, or on ``cluster`` (a started
+    ``sweep.run.cluster.Cluster``; ``work`` must then pickle, and ``key(chunk)`` names a chunk);
+    ``finish(chunk, result)`` in this thread as each one completes (it writes the result and
+    returns how many units it held).
 
     ``total`` and ``done`` (units resumed from disk) drive the progress bar;
     ``on_chunk(n_finished)`` is called after each ``finish`` (a hook for progress and for
     tests that interrupt a run). Returns the seconds spent.
     """
     t0 = time.perf_counter()
-    bar = Progress(total, done, sys.stderr.isatty() if progress is None else bool(progress))
+    enabled = sys.stderr.isatty() if progress is None else bool(progress)
+    if cluster is not None:
+        return _run_on_cluster(cluster, chunks, work, finish, key or (lambda c: c), total, done, enabled,
+                               on_chunk, t0)
+    bar = Progress(total, done, enabled)
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     finished = 0
     running: dict[Future, Any] = {}
@@ -81,5 +88,23 @@ def run_chunks(chunks: Iterable[T], work: Callable[[T], R], finish: Callable[[T,
         # On an interruption, queued chunks are dropped; running ones finish in the
         # background and are simply not written.
         pool.shutdown(wait=False, cancel_futures=True)
+        bar.close()
+    return time.perf_counter() - t0
+
+
+def _run_on_cluster(cluster: Any, chunks: Iterable[T], work: Callable[[T], R], finish: Callable[[T, R], int],
+                    key: Callable[[T], Any], total: int, done: int, enabled: bool,
+                    on_chunk: Callable[[int], None] | None, t0: float) -> float:
+    bar = Progress(total, done, enabled, workers=cluster.workers)
+    finished = 0
+    try:
+        for chunk, result in cluster.map(work, chunks, key):
+            k = finish(chunk, result)
+            done += k
+            finished += 1
+            bar.advance(k, done)
+            if on_chunk is not None:
+                on_chunk(finished)
+    finally:
         bar.close()
     return time.perf_counter() - t0

@@ -17,9 +17,10 @@ from sweep.engine.space import ConfigSpace
 from sweep.factors import load as factor_code
 from sweep.metrics import names as metric_names
 from sweep.study import kind as kinds
+from sweep.run.cluster import parse_address
 from sweep.study.kind import MAX_CONFIGS
 
-STUDY_KEYS = ("name", "kind", "objective", "data", "funding", "start", "end", "description")
+STUDY_KEYS = ("name", "kind", "objective", "data", "funding", "start", "end", "description", "cluster")
 # The tables every study may hold; each kind adds the ones it reads (``StudyKind.reads``),
 # and a table no kind of the study reads is refused rather than silently ignored.
 COMMON_TABLES = ("study", "backtest")
@@ -49,6 +50,9 @@ class Study:
     # The researcher's code the study runs: user factor name -> where it comes from and the
     # sha256 of its file (``sweep.factors.load.Code``); part of the fingerprint.
     code: dict[str, Any] = field(default_factory=dict)
+    # Where the chunks run: None (this machine's threads), "local:N" or "tcp://HOST:PORT" (a
+    # Dask cluster; ``sweep run --cluster`` overrides). Not part of the study's meaning.
+    cluster: str | None = None
 
     @property
     def n_configs(self) -> int:
@@ -110,8 +114,10 @@ class Study:
         """Hash of what the study means (its parsed content, not its whitespace, and the
         sha256 of every factor file it runs: a changed file is a changed study)."""
         meaning: Any = self.raw
+        if "cluster" in self.raw.get("study", {}):  # where it runs changes no number
+            meaning = {**self.raw, "study": {k: v for k, v in self.raw["study"].items() if k != "cluster"}}
         if self.code:
-            meaning = [self.raw, {name: c.sha256 for name, c in sorted(self.code.items())}]
+            meaning = [meaning, {name: c.sha256 for name, c in sorted(self.code.items())}]
         text = json.dumps(meaning, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -122,6 +128,25 @@ class Study:
     def code_record(self) -> dict[str, Any]:
         """What the manifest keeps of that code: factor -> origin, target, path, sha256."""
         return {name: c.record() for name, c in self.code.items()}
+
+
+_LOADED: set[str] = set()  # fingerprints of the studies whose code this process has loaded
+
+
+def load_code(study: Study) -> None:
+    """Register the researcher's factor code ``study`` runs in a process that did not read its
+    study file (a cluster worker); once per process. The file must be the one the study was
+    started with (the same path, on a shared folder, and the same sha256)."""
+    if not study.code or study.fingerprint() in _LOADED:
+        return
+    for named in factor_code.factor_specs(study.raw):
+        found = factor_code.resolve(named, study.path.parent, f"{study.path}: factor")
+        mine = study.code.get(found.name) if found is not None else None
+        if mine is not None and found.sha256 != mine.sha256:
+            raise SweepError(f"{found.path}: differs on this worker from the file the study was started with "
+                             "(a worker must read the same factor file, on a shared folder)")
+    sync_user_params()
+    _LOADED.add(study.fingerprint())
 
 
 def _date(value: Any, where: str) -> dt.date | None:
@@ -220,7 +245,8 @@ def load_study(path: str | Path) -> Study:
                   start=_date(head.get("start"), f"{path}: [study] start"),
                   end=_date(head.get("end"), f"{path}: [study] end"),
                   fixed=fixed, axes=axes, description=head.get("description", ""), raw=raw,
-                  tables={t: v for t, v in raw.items() if t not in (*COMMON_TABLES, "grid")}, code=code)
+                  tables={t: v for t, v in raw.items() if t not in (*COMMON_TABLES, "grid")}, code=code,
+                  cluster=parse_address(head["cluster"], f"{path}: [study] cluster") if "cluster" in head else None)
     if study.start and study.end and study.start > study.end:
         raise SweepError(f"{path}: [study] start = {study.start} is after end = {study.end}")
     spec.validate(study)

@@ -16,7 +16,8 @@ chunk at a time (``sweep.study.tables.streamed_summary``).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +33,7 @@ from sweep.results import ResultsFolder, manifest_head
 from sweep.results.schema import SCHEMA_VERSION
 from sweep.run.manifest import run_manifest
 from sweep.run.plan import N_BLOCKS, Plan, plan
+from sweep.run.cluster import open_cluster
 from sweep.run.pool import default_jobs, run_chunks
 from sweep.run.summary import RunSummary
 from sweep.study.kind import StudyKind, register, run_study, window_lines, data_line
@@ -53,8 +55,6 @@ def chunk_size(n: int) -> int:
 
 
 def _warm_up(comp: Compiled, panels: tuple, s: int, e: int) -> None:
-    # Compile (or load from Numba's cache) in this thread before the pool starts,
-    # so no two workers compile or write the cache at once.
     run_metrics(panels, comp, slice(0, 1), s, e, np.empty((0, 0)),
                 (np.empty((1, N_BLOCKS)), np.empty((1, N_BLOCKS))))
 
@@ -74,6 +74,32 @@ def _returns_frame(ids: pl.Series, rets: np.ndarray) -> pl.DataFrame:
     C, n = rets.shape
     return pl.DataFrame({"config_id": ids.gather(np.repeat(np.arange(C), n)),
                          "day": np.tile(np.arange(n, dtype=np.int32), C), "ret": rets.ravel()})
+
+
+@dataclass
+class GridChunks:
+    """A chunk ``[a, b)`` of the grid's order to its rows: everything a chunk needs is built from the
+    grid's axes where it runs (a pool thread, or a cluster worker, to which this object goes once)."""
+
+    space: Any  # sweep.engine.space.ConfigSpace
+    comp: Compiled  # one row per structural combination, with the stacks the kernels read
+    panels: tuple
+    columns: list[str]
+    schema: Any
+    s: int
+    e: int
+    save_returns: bool
+
+    def __call__(self, span: tuple[int, int]) -> tuple[pl.DataFrame, np.ndarray]:
+        a, b = span
+        ip, fp = self.space.encode(a, b, self.comp.ip, self.comp.fp)
+        n = self.e - self.s + 1
+        rets = np.empty((b - a, n)) if self.save_returns else np.empty((0, 0))
+        sums, sumsq = np.empty((b - a, N_BLOCKS)), np.empty((b - a, N_BLOCKS))
+        metrics = run_metrics(self.panels, replace(self.comp, ip=ip, fp=fp), slice(None), self.s, self.e, rets,
+                              (sums, sumsq))
+        params = self.space.frame(a, b, self.columns, self.schema)
+        return _chunk_frame(params, np.arange(a, b, dtype=np.int64), metrics, sums, sumsq), rets
 
 
 ROW_GROUP = 65_536  # rows per row group of the final tables (several chunks, when chunks are small)
@@ -142,6 +168,7 @@ def grid_summary(pl_: Plan, parts: list[Path]) -> dict[str, Any]:
 class GridKind(StudyKind):
     name = "grid"
     tables = TABLES
+    clusters = True
     reads = frozenset({"grid"})
     show = "sweep.cli.kind_search:show"
     report = "sweep.report.search:section"
@@ -154,7 +181,7 @@ class GridKind(StudyKind):
 
     def run(self, study: Any, *, data=None, funding=None, out=None, jobs: int = 1, force: bool = False,
             progress: bool | None = None, on_chunk: Callable[[int], None] | None = None,
-            max_configs: int | None = None, save_returns: bool = False) -> RunSummary:
+            max_configs: int | None = None, save_returns: bool = False, cluster: str | None = None) -> RunSummary:
         t0 = time.perf_counter()
         study.check_size(max_configs)
         pl_ = plan(study, data, funding)
@@ -173,7 +200,14 @@ class GridKind(StudyKind):
         del ws  # the stacks hold what the kernels read; drop the caches' copies
         columns = study.columns
         schema = space.column_schema(columns)
-        with folder.claim():
+        panels = kernel_panels(pl_.panel)
+        # Compiled (or loaded from Numba's cache) here before any worker starts, so no two
+        # threads or processes compile or write the cache at once; a cluster's workers copy it.
+        _warm_up(comp, panels, s, e)
+        resources = ExitStack()
+        # The cluster is reached before the first file is written: an unreachable one writes nothing.
+        where = resources.enter_context(open_cluster(cluster))
+        with resources, folder.claim():
             if folder.begin(fp_, study.path, force):
                 return RunSummary(folder.path, len(configs), 0, len(configs), time.perf_counter() - t0, 0.0,
                                   pl_.start, pl_.end)
@@ -181,18 +215,8 @@ class GridKind(StudyKind):
             done = {int(f.stem.split("-")[1]) for f in folder.chunks()}
             pending = ((a, min(a + size, len(configs))) for a in range(0, len(configs), size) if a not in done)
             n_done = sum(min(a + size, len(configs)) - a for a in done)
-            panels = kernel_panels(pl_.panel)
-            n = e - s + 1
 
-            def work(span: tuple[int, int]):
-                # Everything a chunk needs is built here, from the grid's axes, in the worker thread.
-                a, b = span
-                ip, fp = space.encode(a, b, comp.ip, comp.fp)
-                rets = np.empty((b - a, n)) if save_returns else np.empty((0, 0))
-                sums, sumsq = np.empty((b - a, N_BLOCKS)), np.empty((b - a, N_BLOCKS))
-                metrics = run_metrics(panels, replace(comp, ip=ip, fp=fp), slice(None), s, e, rets, (sums, sumsq))
-                params = space.frame(a, b, columns, schema)
-                return _chunk_frame(params, np.arange(a, b, dtype=np.int64), metrics, sums, sumsq), rets
+            work = GridChunks(space, comp, panels, columns, schema, s, e, save_returns)
 
             def finish(span: tuple[int, int], result) -> int:
                 frame, rets = result
@@ -204,10 +228,10 @@ class GridKind(StudyKind):
 
             compute_time = 0.0
             if n_done < len(configs):
-                _warm_up(comp, panels, s, e)
                 compute_time = run_chunks(pending, work, finish, jobs=jobs, total=len(configs), done=n_done,
-                                          progress=progress, on_chunk=on_chunk)
-            comp = None  # the stacks of rankings are not needed past the backtests
+                                          progress=progress, on_chunk=on_chunk, cluster=where)
+            resources.close()  # the cluster, if any: nothing more runs there
+            comp = work = None  # the stacks of rankings are not needed past the backtests
             _assemble(pl_, folder, save_returns)
             folder.put("summary.json", grid_summary(pl_, folder.chunks()))
             summary = RunSummary(folder.path, len(configs), len(configs) - n_done, n_done,

@@ -51,6 +51,8 @@ class StudyKind:
     # "module.path:function" of the ``sweep show`` and report sections of this kind.
     show: str = ""
     report: str = ""
+    # Whether ``run`` takes ``cluster`` (an address for ``sweep.run.cluster.Cluster``).
+    clusters: bool = False
 
     @property
     def main_table(self) -> str:
@@ -135,6 +137,10 @@ class LazyKind(StudyKind):
     def run(self, study: Any, **options: Any) -> Any:
         return self.kind().run(study, **options)
 
+    @property
+    def clusters(self) -> bool:  # type: ignore[override]
+        return self.kind().clusters
+
 
 def data_line(panel: Any) -> str:
     T, N = panel.shape
@@ -187,15 +193,29 @@ def study_tables() -> frozenset[str]:
 def run_study(study: Any, *, data: str | Path | None = None, funding: str | Path | None = None,
               out: str | Path | None = None, jobs: int | None = None, force: bool = False,
               save_returns: bool = False, progress: bool | None = None,
-              on_chunk: Callable[[int], None] | None = None, max_configs: int | None = None) -> Any:
+              on_chunk: Callable[[int], None] | None = None, max_configs: int | None = None,
+              cluster: str | None = None) -> Any:
     """Run a study of any kind and write its tables into ``out`` (``results/<name>`` by default).
 
     A grid of more than ``max_configs`` configurations (``MAX_CONFIGS``
     unless given) is refused before anything is built. ``on_chunk(n_written)`` is called
     after each chunk reaches the disk (a hook for progress and for tests that interrupt a run).
+    ``cluster`` (else ``[study] cluster``): run the chunks on a Dask cluster, ``"local:N"`` or
+    ``"tcp://HOST:PORT"`` (``sweep.run.cluster``); the tables are those of a local run.
     """
     spec = get(study.kind, f"{study.path}: [study] kind")
     study.check_size(max_configs)
+    extra: dict[str, Any] = {}
+    where = "--cluster" if cluster is not None else f"{study.path}: [study] cluster"
+    cluster = cluster if cluster is not None else getattr(study, "cluster", None)
+    if cluster is not None:
+        from sweep.run.cluster import parse_address
+
+        extra["cluster"] = parse_address(cluster, where)
+        if not spec.clusters:
+            raise SweepError(f"{where}: a study of kind '{study.kind}' does not run on a cluster (grids, Monte "
+                             "Carlo and walk-forward studies do; Optuna searches share a database storage "
+                             "instead: one `sweep run` per machine)")
     return spec.run(study, data=data, funding=funding, out=out, jobs=max(1, jobs or default_jobs()),
                     force=force, progress=progress, on_chunk=on_chunk, max_configs=max_configs,
-                    save_returns=save_returns)
+                    save_returns=save_returns, **extra)

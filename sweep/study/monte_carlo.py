@@ -55,6 +55,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -73,9 +74,10 @@ from sweep.engine.workspace import Evaluator
 from sweep.results import SCHEMA_VERSION, ResultsFolder
 from sweep.run.manifest import run_manifest
 from sweep.run.plan import plan
+from sweep.run.cluster import open_cluster
 from sweep.run.pool import default_jobs, run_chunks, split
 from sweep.run.summary import RunSummary
-from sweep.study.file import Study
+from sweep.study.file import Study, load_code
 from sweep.study.kind import StudyKind, data_line, register, window_lines
 from sweep.study.tables import config_frame
 
@@ -301,38 +303,70 @@ def summary_table(study: Study, configs: list[dict[str, Any]], samples: pl.DataF
 
 
 @dataclass
+class Samples:
+    """Sample indices to the rows of their backtests (``_chunk_frame``): what a pool thread or a
+    cluster worker runs. Picklable, so a cluster's workers each receive it once: the panel,
+    the configurations and, for ``phase`` and ``subperiod``, the prepared evaluator (features
+    and rankings computed once, only read afterwards)."""
+
+    sp: Spec
+    study: Study
+    panel: Panel
+    configs: list[dict[str, Any]]
+    s: int
+    e: int
+    ev: Evaluator | None = None  # phase, subperiod: shared by every sample
+    label: str = ""
+
+    def setup(self) -> None:
+        """On a cluster worker: the researcher's factor code (a bootstrap sample computes features)."""
+        load_code(self.study)
+
+    def unit(self, k: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int] | None]:
+        """Sample ``k``: the configurations it ran, their metrics and its window (subperiod)."""
+        sp, configs = self.sp, self.configs
+        if sp.method == "block_bootstrap":
+            days = bootstrap_days(self.e + 1, sp.block_days, sample_rng(sp.seed, k))
+            sample = resample_panel(self.panel, days, f"{self.label} (block bootstrap sample {k})")
+            metrics, _ = Evaluator(sample).run(configs, self.s, self.e)
+            return np.arange(len(configs), dtype=np.int64), metrics, None
+        if sp.method == "subperiod":
+            a, b = subperiod_window(self.s, self.e, sp.subperiod_days, sample_rng(sp.seed, k))
+            return np.arange(len(configs), dtype=np.int64), self.ev.run(configs, a, b)[0], (a, b)
+        # phase: sample k runs, at phase k, every configuration with rebalance_days > k.
+        idx = np.flatnonzero(np.array([p["rebalance_days"] for p in configs], dtype=np.int64) > k)
+        return idx, self.ev.run([{**configs[c], "phase": k} for c in idx], self.s, self.e)[0], None
+
+    def __call__(self, units: list[int]) -> pl.DataFrame:
+        return _chunk_frame([(k, *self.unit(k)) for k in units])
+
+
+@dataclass
 class _Job:
     """What a method runs: ``units`` sample indices, each producing rows of metrics."""
 
     units: list[int]
     rows: int  # backtests in all
-    unit: Callable[[int], tuple[np.ndarray, np.ndarray, tuple[int, int] | None]]
+    work: Samples
     chunk_cap: int
 
 
 def _job(sp: Spec, study: Study, panel: Panel, configs: list[dict[str, Any]], s: int, e: int,
          jobs: int) -> _Job:
     C = len(configs)
-    all_idx = np.arange(C, dtype=np.int64)
     if sp.method == "block_bootstrap":
         panel.simple_returns  # noqa: B018  (once, before the threads read it)
         # Loads every kernel a sample uses (features, rankings, recursion) before
         # the pool starts, so no two threads compile or read Numba's cache at once.
         Evaluator(panel, jobs).run(configs, s, s)
         resample_panel(panel, np.arange(min(3, e + 1)))
-        label = Path(panel.source).name
-
-        def unit(k: int):
-            days = bootstrap_days(e + 1, sp.block_days, sample_rng(sp.seed, k))
-            sample = resample_panel(panel, days, f"{label} (block bootstrap sample {k})")
-            metrics, _ = Evaluator(sample).run(configs, s, e)
-            return all_idx, metrics, None
-
-        return _Job(list(range(sp.n_samples)), C * sp.n_samples, unit, 16)
+        work = Samples(sp, study, panel, configs, s, e, label=Path(panel.source).name)
+        return _Job(list(range(sp.n_samples)), C * sp.n_samples, work, 16)
 
     # One evaluator for every sample: features and rankings are computed once
     # (in parallel) and only read afterwards, so the threads share them.
     ev = Evaluator(panel, jobs)
+    work = Samples(sp, study, panel, configs, s, e, ev)
     if sp.method == "subperiod":
         L = sp.subperiod_days
         if L > e - s + 1:
@@ -340,23 +374,12 @@ def _job(sp: Spec, study: Study, panel: Panel, configs: list[dict[str, Any]], s:
                              f"evaluation window ({e - s + 1} days, {panel.dates[s]} .. {panel.dates[e]})")
         ev.prepare(configs)
         ev.run(configs[:1], s, s)
+        return _Job(list(range(sp.n_samples)), C * sp.n_samples, work, 64)
 
-        def unit(k: int):
-            a, b = subperiod_window(s, e, L, sample_rng(sp.seed, k))
-            return all_idx, ev.run(configs, a, b)[0], (a, b)
-
-        return _Job(list(range(sp.n_samples)), C * sp.n_samples, unit, 64)
-
-    # phase: sample p runs, at phase p, every configuration with rebalance_days > p.
     ks = np.array([p["rebalance_days"] for p in configs], dtype=np.int64)
     ev.prepare(configs)
     ev.run(configs[:1], s, s)
-
-    def unit(ph: int):
-        idx = np.flatnonzero(ks > ph)
-        return idx, ev.run([{**configs[c], "phase": ph} for c in idx], s, e)[0], None
-
-    return _Job(list(range(int(ks.max()))), int(ks.sum()), unit, 8)
+    return _Job(list(range(int(ks.max()))), int(ks.sum()), work, 8)
 
 
 def _fingerprint(study: Study, panel: Panel, s: int, e: int, schema_version: int) -> str:
@@ -399,7 +422,8 @@ TABLES = ("samples.parquet", "summary.parquet")
 
 
 def run(study: Study, *, data=None, funding=None, out=None, jobs: int | None = None, force: bool = False,
-        progress: bool | None = None, on_chunk: Callable[[int], None] | None = None, **_: Any) -> RunSummary:
+        progress: bool | None = None, on_chunk: Callable[[int], None] | None = None, cluster: str | None = None,
+        **_: Any) -> RunSummary:
     """Run a Monte Carlo study and write ``samples.parquet``, ``summary.parquet``, ``manifest.json``.
 
     Returns a ``RunSummary`` whose ``n_configs`` counts backtests (configurations
@@ -418,7 +442,10 @@ def run(study: Study, *, data=None, funding=None, out=None, jobs: int | None = N
         return RunSummary(folder.path, rows, 0, rows, time.perf_counter() - t0, 0.0, pl_.start, pl_.end)
     # Everything that can fail on the input happens before the first file is written.
     job = _job(sp, study, panel, configs, s, e, jobs)
-    with folder.claim():
+    resources = ExitStack()
+    # The cluster is reached before the first file is written: an unreachable one writes nothing.
+    where = resources.enter_context(open_cluster(cluster))
+    with resources, folder.claim():
         if folder.begin(fp, study.path, force):
             return RunSummary(folder.path, job.rows, 0, job.rows, time.perf_counter() - t0, 0.0,
                               pl_.start, pl_.end)
@@ -428,9 +455,6 @@ def run(study: Study, *, data=None, funding=None, out=None, jobs: int | None = N
         n_resumed = sum(len(f) for f in old)
         del old  # read back from disk at the end, with this run's chunks
 
-        def work(units: list[int]) -> pl.DataFrame:
-            return _chunk_frame([(k, *job.unit(k)) for k in units])
-
         def finish(units: list[int], frame: pl.DataFrame) -> int:
             # The chunk counts as done once its file is on disk (resume reads these).
             folder.write_chunk(frame, units[0])
@@ -438,8 +462,10 @@ def run(study: Study, *, data=None, funding=None, out=None, jobs: int | None = N
 
         compute_time = 0.0
         if pending:
-            compute_time = run_chunks(split(pending, jobs, job.chunk_cap), work, finish, jobs=jobs,
-                                      total=job.rows, done=n_resumed, progress=progress, on_chunk=on_chunk)
+            compute_time = run_chunks(split(pending, jobs, job.chunk_cap), job.work, finish, jobs=jobs,
+                                      total=job.rows, done=n_resumed, progress=progress, on_chunk=on_chunk,
+                                      cluster=where, key=lambda units: units[0])
+        resources.close()  # the cluster, if any: nothing more runs there
         raw = pl.concat([pl.read_parquet(f) for f in folder.chunks()])
         if raw.height != job.rows or raw.select(pl.struct("sample", "idx").n_unique()).item() != job.rows:
             raise SweepError(f"{folder.partial}: the finished chunks do not cover every sample; "
@@ -471,6 +497,7 @@ def run(study: Study, *, data=None, funding=None, out=None, jobs: int | None = N
 class MonteCarloKind(StudyKind):
     name = "monte_carlo"
     tables = TABLES
+    clusters = True
     reads = frozenset({"monte_carlo", "grid"})
     counts = "backtests"
     show = "sweep.cli.kind_monte_carlo:show"

@@ -44,6 +44,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -62,9 +63,10 @@ from sweep.engine.workspace import Evaluator
 from sweep.results import SCHEMA_VERSION, ResultsFolder
 from sweep.run.manifest import run_manifest
 from sweep.run.plan import Plan, plan
+from sweep.run.cluster import open_cluster
 from sweep.run.pool import run_chunks
 from sweep.run.summary import RunSummary
-from sweep.study.file import Study
+from sweep.study.file import Study, load_code
 from sweep.study.folds import Fold, FoldResult, choose, fold_windows, rank_of
 from sweep.study.kind import StudyKind, data_line, register, window_lines
 
@@ -170,7 +172,9 @@ def _no_fold(study: Study, cfg: Settings, span: int, start: Any = None, end: Any
 
 
 class _Folds:
-    """Runs one fold: candidates on the train window, the choice, candidates and the choice on the test window."""
+    """Runs one fold: candidates on the train window, the choice, candidates and the choice on the test window.
+
+    Picklable: on a cluster every worker receives it once (the prepared evaluator with it)."""
 
     def __init__(self, evaluator: Evaluator, configs: list[dict[str, Any]], objective: str,
                  study: Study | None = None):
@@ -179,11 +183,18 @@ class _Folds:
         self.j = METRICS.index(objective)
         # The grid's summary minimises the same metrics; max_drawdown (<= 0) is maximised.
         self.minimise = lower_is_better(objective)
-        self.search = None
-        if study is not None and settings(study).inner == "optuna":
-            self.study = study
+        self.study = study
+        self.searches = study is not None and settings(study).inner == "optuna"
+        if self.searches:
             self.space, self.options, _ = inner_space(study)
-            self.search = self._search
+
+    def setup(self) -> None:
+        """On a cluster worker: the researcher's factor code (a search computes new features)."""
+        if self.study is not None:
+            load_code(self.study)
+
+    def __call__(self, f: Fold) -> FoldResult:
+        return self.run(f)
 
     def _search(self, f: Fold) -> list[dict[str, Any]]:
         """An in-memory Optuna search scored on the train window alone; the distinct
@@ -223,7 +234,7 @@ class _Folds:
         return series, int(res.metrics["n_rebalances"])
 
     def run(self, f: Fold) -> FoldResult:
-        candidates = self.search(f) if self.search else self.configs
+        candidates = self._search(f) if self.searches else self.configs
         # The choice reads the train window's metrics and nothing else.
         train, _ = self.evaluator.run(candidates, f.train_start, f.train_end)
         chosen = choose(train[:, self.j], self.minimise, train[:, METRICS.index("ruined")])
@@ -347,7 +358,8 @@ def prepare(study: Study, data: str | Path | None = None,
 
 def run(study: Study, *, data: str | Path | None = None, funding: str | Path | None = None,
         out: str | Path | None = None, jobs: int = 1, force: bool = False,
-        progress: bool | None = None, on_chunk: Callable[[int], None] | None = None, **_: Any) -> RunSummary:
+        progress: bool | None = None, on_chunk: Callable[[int], None] | None = None, cluster: str | None = None,
+        **_: Any) -> RunSummary:
     """Run a walk-forward study; write folds.parquet, oos_returns.parquet, summary.json, manifest.json.
 
     ``n_configs`` counts candidate evaluations on train windows (candidates x
@@ -365,7 +377,18 @@ def run(study: Study, *, data: str | Path | None = None, funding: str | Path | N
     fp_ = pl_.fingerprint(False)
     if folder.complete(fp_, force):
         return RunSummary(folder.path, n_configs, 0, n_configs, time.perf_counter() - t0, 0.0, pl_.start, pl_.end)
-    with folder.claim():
+    evaluator = Evaluator(pl_.panel, jobs)
+    # Every feature and ranking is filled in before the threads read the shared caches.
+    evaluator.prepare(pl_.configs)
+    runner = _Folds(evaluator, pl_.configs, study.objective, study)
+    # Compiled (or loaded from Numba's cache) here before any worker starts, so no two threads
+    # or processes compile or write the cache at once; a cluster's workers copy it.
+    evaluator.run(pl_.configs[:1], pl_.s, pl_.s)
+    runner.series(pl_.configs[0], pl_.s, pl_.s)
+    resources = ExitStack()
+    # The cluster is reached before the first file is written: an unreachable one writes nothing.
+    where = resources.enter_context(open_cluster(cluster))
+    with resources, folder.claim():
         if folder.begin(fp_, study.path, force):
             return RunSummary(folder.path, n_configs, 0, n_configs, time.perf_counter() - t0, 0.0,
                               pl_.start, pl_.end)
@@ -373,22 +396,17 @@ def run(study: Study, *, data: str | Path | None = None, funding: str | Path | N
         pending = [f for f in folds if f.fold not in kept]
         compute_time = 0.0
         if pending:
-            evaluator = Evaluator(pl_.panel, jobs)
             t_run = time.perf_counter()
-            # Every feature and ranking is filled in before the threads read the shared caches.
-            evaluator.prepare(pl_.configs)
-            runner = _Folds(evaluator, pl_.configs, study.objective, study)
-            # Compile (or load from Numba's cache) here, so no two workers do it at once.
-            evaluator.run(pl_.configs[:1], pl_.s, pl_.s)
-            runner.series(pl_.configs[0], pl_.s, pl_.s)
 
             def finish(f: Fold, result: FoldResult) -> int:
                 write_json(result.to_json(), folder.chunk_path(f.fold, "fold", "json"))
                 return per_fold
 
-            run_chunks(pending, runner.run, finish, jobs=min(jobs, len(pending)), total=n_configs,
-                       done=per_fold * len(kept), progress=progress, on_chunk=on_chunk)
+            run_chunks(pending, runner, finish, jobs=min(jobs, len(pending)), total=n_configs,
+                       done=per_fold * len(kept), progress=progress, on_chunk=on_chunk, cluster=where,
+                       key=lambda f: f.fold)
             compute_time = time.perf_counter() - t_run
+        resources.close()  # the cluster, if any: nothing more runs there
         final = [FoldResult.from_json(_read_fold(p)) for p in folder.chunks("fold", "json")]
         if [r.fold.fold for r in final] != [f.fold for f in folds]:
             raise SweepError(f"{folder.partial}: the finished folds do not match the study's; rerun with --force")
@@ -417,6 +435,7 @@ def _read_fold(path: Path) -> dict[str, Any]:
 class WalkForwardKind(StudyKind):
     name = "walk_forward"
     tables = FILES
+    clusters = True
     reads = frozenset({"walk_forward", "grid", "space", "optuna"})
     counts = "backtests"
     show = "sweep.cli.kind_walk_forward:show"

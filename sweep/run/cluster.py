@@ -1,0 +1,173 @@
+"""Chunks of a run on a Dask cluster: ``--cluster local:N`` or ``--cluster tcp://HOST:8786``.
+
+The process-parallel path goes through joblib's API with its Dask backend: the
+task state (a kind's picklable ``work`` object: panels, stacks of rankings, the
+configuration space) is scattered to every worker once (``scatter=[work]``,
+broadcast), each chunk is a ``delayed`` call on it, and results come back as they
+finish (``return_as="generator_unordered"``) to be written by the parent, which
+keeps the results folder exactly as a local run does. joblib was measured
+against Dask's futures used directly (``benchmarks/bench_cluster.py``: per-task
+cost on ``local:2``) and costs no more, so its API is the one used.
+
+What a worker does before its first chunk (``sweep.run.worker.SweepWorker``, a plugin,
+so workers that join later or replace a dead one get it too): one thread per
+process for Numba, OpenMP and Polars, and its own Numba cache directory, seeded
+with a copy of this machine's cache, because two processes filling one cache can
+load each other's machine code. The parent warms the cache before the cluster
+starts, so local workers load rather than compile.
+
+A worker killed mid-run loses nothing: Dask recomputes its chunks on the others
+(the scattered state is on every worker), and ``Cluster.map`` yields each chunk
+once and checks that every chunk came back. Whatever ``local:N`` starts (the
+scheduler, its workers, the dashboard) listens on 127.0.0.1 only and is closed
+when the ``with`` block ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from typing import Any, Callable, Iterable, Iterator
+
+from sweep.core.errors import SweepError
+
+# Environment of a worker process: one thread each for Numba, OpenMP and Polars (Dask runs one
+# task per worker thread; the kernels' own threads would oversubscribe the cores).
+WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "POLARS_MAX_THREADS": "1",
+              "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler before the run is refused
+LOCAL = re.compile(r"local:(\d+)")
+REMOTE = re.compile(r"(tcp|tls)://[^\s/:]+:\d+")
+
+
+def parse_address(text: Any, where: str) -> str:
+    """``local:N`` (N >= 1) or ``tcp://HOST:PORT`` (``tls://`` too); a one-line error otherwise."""
+    if isinstance(text, str):
+        m = LOCAL.fullmatch(text.strip())
+        if m and int(m.group(1)) >= 1:
+            return text.strip()
+        if REMOTE.fullmatch(text.strip()):
+            return text.strip()
+    raise SweepError(f"{where} = {text!r}: a cluster is 'local:N' (N worker processes on this machine) "
+                     "or a scheduler's address 'tcp://HOST:PORT'")
+
+
+def _call(work: Callable[[Any], Any], key: Any, chunk: Any) -> tuple[Any, Any]:
+    """One chunk on a worker; returns its key with the result (results arrive in any order)."""
+    setup = getattr(work, "setup", None)
+    if setup is not None:
+        setup()  # the task's own once-per-process preparation (the researcher's factor code)
+    return key, work(chunk)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class Cluster:
+    """A Dask cluster for one run: ``with Cluster("local:2", where) as c: c.map(work, chunks)``."""
+
+    def __init__(self, address: str, where: str = "--cluster"):
+        self.address = parse_address(address, where)
+        self.where = where
+        self.client = None
+        self.local = None
+
+    def __enter__(self) -> "Cluster":
+        import logging
+
+        from distributed import Client, LocalCluster
+
+        from sweep.run.worker import SweepWorker
+
+        # Dask logs each recomputed task and closed connection at INFO/WARNING; a run's own
+        # lines say what matters (a refused address, a chunk lost for good).
+        for name in ("distributed", "distributed.worker", "distributed.nanny", "distributed.scheduler",
+                     "distributed.core", "distributed.comm", "distributed.client", "distributed.batched"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        try:
+            m = LOCAL.fullmatch(self.address)
+            if m:
+                self.local = LocalCluster(n_workers=int(m.group(1)), threads_per_worker=1, processes=True,
+                                          host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                          worker_dashboard_address=None, env=dict(WORKER_ENV))
+                self.client = Client(self.local, set_as_default=False)
+            else:
+                self.client = Client(self.address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            self.client.register_plugin(SweepWorker())
+        except BaseException as exc:
+            self.__exit__(None, None, None)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise SweepError(f"{self.where} = {self.address!r}: cannot reach the cluster "
+                             f"({_first_line(exc)})") from None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        client, local, self.client, self.local = self.client, self.local, None, None
+        if client is not None:
+            try:
+                client.close(timeout=5)
+            except Exception:
+                pass
+        if local is not None:
+            try:
+                local.close(timeout=5)
+            except Exception:
+                pass
+
+    def workers(self) -> int:
+        """Worker processes connected now."""
+        try:
+            return len(self.client.scheduler_info(n_workers=-1)["workers"])
+        except Exception:
+            return 0
+
+    def map(self, work: Callable[[Any], Any], chunks: Iterable[Any],
+            key: Callable[[Any], Any] = lambda c: c) -> Iterator[tuple[Any, Any]]:
+        """``(chunk, work(chunk))`` for every chunk, in the order they finish, each exactly once.
+
+        ``work`` goes to every worker once (scattered); at most twice as many chunks as
+        worker threads are in flight. A chunk whose worker dies is recomputed by Dask; a
+        duplicate result is dropped, and a chunk that never came back is an error.
+        """
+        from joblib import Parallel, delayed, parallel_config
+
+        sent: dict[Any, Any] = {}
+
+        def tasks():
+            for chunk in chunks:
+                k = key(chunk)
+                sent[k] = chunk
+                yield delayed(_call)(work, k, chunk)
+
+        seen: set = set()
+        try:
+            with parallel_config(backend="dask", client=self.client, scatter=[work],
+                                 wait_for_workers_timeout=CONNECT_TIMEOUT):
+                results = Parallel(n_jobs=-1, return_as="generator_unordered", batch_size=1,
+                                   pre_dispatch="2*n_jobs")(tasks())
+                for k, result in results:
+                    if k in seen:
+                        continue
+                    seen.add(k)
+                    yield sent[k], result
+        except (SweepError, KeyboardInterrupt, GeneratorExit):
+            raise
+        except Exception as exc:
+            raise SweepError(f"{self.where} = {self.address!r}: the cluster failed the run "
+                             f"({type(exc).__name__}: {_first_line(exc)}); rerun to resume") from None
+        missing = set(sent) - seen
+        if missing:
+            raise SweepError(f"{self.where} = {self.address!r}: {len(missing)} chunk(s) never came back; "
+                             "rerun to resume")
+
+
+def open_cluster(address: str | None, where: str = "--cluster") -> contextlib.AbstractContextManager:
+    """``Cluster(address)``, or a context giving None (the local thread pool) when ``address`` is None."""
+    return contextlib.nullcontext(None) if address is None else Cluster(address, where)
+
+
+__all__ = ["CONNECT_TIMEOUT", "Cluster", "WORKER_ENV", "open_cluster", "parse_address"]

@@ -1,0 +1,65 @@
+"""What a Dask worker does before it runs sweep's chunks (imported only where Dask is)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+from distributed import WorkerPlugin
+
+from sweep.run.cluster import WORKER_ENV
+
+
+def _cache_files(root: Path) -> list[Path]:
+    return [p for p in root.glob("*") if p.suffix in (".nbi", ".nbc")] if root.is_dir() else []
+
+
+class SweepWorker(WorkerPlugin):
+    """Dask worker plugin: one thread per library and a Numba cache of the worker's own.
+
+    ``setup`` runs in each worker process before its first task (``Client.register_plugin``),
+    also in workers that start later. It must run before Numba or Polars is imported there,
+    which holds: a worker imports them when it unpickles its first chunk's state.
+    """
+
+    name = "sweep-worker"
+    idempotent = True
+
+    def setup(self, worker: Any = None) -> None:
+        shared = os.environ.get("NUMBA_CACHE_DIR")
+        os.environ.update(WORKER_ENV)
+        self.cache = tempfile.mkdtemp(prefix="sweep-numba-")
+        os.environ["NUMBA_CACHE_DIR"] = self.cache
+        if "numba" in sys.modules:
+            import numba
+
+            numba.config.reload_config()
+        spec = find_spec("kernels")
+        if spec is None or not spec.submodule_search_locations:
+            return
+        # Seed this worker's cache with the machine's: the kernels load instead of compiling.
+        # Numba writes cache files to a temporary name and renames it, so a copy is never torn.
+        from numba.core.caching import UserProvidedCacheLocator
+
+        kernels = Path(list(spec.submodule_search_locations)[0])
+        sub = UserProvidedCacheLocator.get_suitable_cache_subpath(str(kernels / "__init__.py"))
+        source = Path(shared) / sub if shared else kernels / "__pycache__"
+        target = Path(self.cache) / sub
+        target.mkdir(parents=True, exist_ok=True)
+        for f in _cache_files(source):
+            try:
+                shutil.copy2(f, target / f.name)
+            except OSError:
+                pass  # a file another process is replacing: compiled here instead
+
+    def teardown(self, worker: Any = None) -> None:
+        shutil.rmtree(getattr(self, "cache", ""), ignore_errors=True)
+
+
+
+__all__ = ["SweepWorker"]
