@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
 import sys
 from typing import Any, Callable, Iterable, Iterator
 
@@ -60,6 +61,13 @@ def _call(work: Callable[[Any], Any], key: Any, chunk: Any) -> tuple[Any, Any]:
     if setup is not None:
         setup()  # the task's own once-per-process preparation (the researcher's factor code)
     return key, work(chunk)
+
+
+def _probe(address: str) -> None:
+    """Fail at once on an address nothing listens at (Dask's client retries until its timeout)."""
+    host, port = address.split("://", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT):
+        pass
 
 
 def _first_line(exc: BaseException) -> str:
@@ -95,6 +103,7 @@ class Cluster:
                                           worker_dashboard_address=None, env=dict(WORKER_ENV))
                 self.client = Client(self.local, set_as_default=False)
             else:
+                _probe(self.address)
                 self.client = Client(self.address, timeout=CONNECT_TIMEOUT, set_as_default=False)
             self.client.register_plugin(SweepWorker())
         except BaseException as exc:
