@@ -19,6 +19,17 @@ def _cache_files(root: Path) -> list[Path]:
     return [p for p in root.glob("*") if p.suffix in (".nbi", ".nbc")] if root.is_dir() else []
 
 
+PREFIX = "sweep-numba-"  # + the worker's pid: a folder whose process is gone is an orphan
+
+
+def _remove_orphans() -> None:
+    """Remove the cache folders of workers that died without their teardown (kill -9)."""
+    for folder in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        pid = folder.name[len(PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and Path("/proc/self").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 class SweepWorker(WorkerPlugin):
     """Dask worker plugin: one thread per library and a Numba cache of the worker's own.
 
@@ -33,7 +44,8 @@ class SweepWorker(WorkerPlugin):
     def setup(self, worker: Any = None) -> None:
         shared = os.environ.get("NUMBA_CACHE_DIR")
         os.environ.update(WORKER_ENV)
-        self.cache = tempfile.mkdtemp(prefix="sweep-numba-")
+        _remove_orphans()
+        self.cache = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
         os.environ["NUMBA_CACHE_DIR"] = self.cache
         if "numba" in sys.modules:
             import numba
