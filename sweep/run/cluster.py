@@ -26,10 +26,8 @@ when the ``with`` block ends, however it ends.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import socket
-import sys
 from typing import Any, Callable, Iterable, Iterator
 
 from sweep.core.errors import SweepError
