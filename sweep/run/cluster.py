@@ -32,10 +32,6 @@ from typing import Any, Callable, Iterable, Iterator
 
 from sweep.core.errors import SweepError
 
-# Environment of a worker process: one thread each for Numba, OpenMP and Polars (Dask runs one
-# task per worker thread; the kernels' own threads would oversubscribe the cores).
-WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "POLARS_MAX_THREADS": "1",
-              "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler before the run is refused
 LOCAL = re.compile(r"local:(\d+)")
 REMOTE = re.compile(r"(tcp|tls)://[^\s/:]+:\d+")
@@ -86,7 +82,7 @@ class Cluster:
 
         from distributed import Client, LocalCluster
 
-        from sweep.run.worker import SweepWorker
+        from sweep.run.worker import WORKER_ENV, SweepWorker
 
         # Dask logs each recomputed task and closed connection at INFO/WARNING; a run's own
         # lines say what matters (a refused address, a chunk lost for good).
@@ -177,4 +173,4 @@ def open_cluster(address: str | None, where: str = "--cluster") -> contextlib.Ab
     return contextlib.nullcontext(None) if address is None else Cluster(address, where)
 
 
-__all__ = ["CONNECT_TIMEOUT", "Cluster", "WORKER_ENV", "open_cluster", "parse_address"]
+__all__ = ["CONNECT_TIMEOUT", "Cluster", "open_cluster", "parse_address"]

@@ -12,7 +12,10 @@ from typing import Any
 
 from distributed import WorkerPlugin
 
-from sweep.run.cluster import WORKER_ENV
+# Environment of a worker process: one thread each for Numba, OpenMP and Polars (Dask runs one
+# task per worker thread; the kernels' own threads would oversubscribe the cores).
+WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "POLARS_MAX_THREADS": "1",
+              "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
 def _cache_files(root: Path) -> list[Path]:
@@ -74,4 +77,4 @@ class SweepWorker(WorkerPlugin):
 
 
 
-__all__ = ["SweepWorker"]
+__all__ = ["PREFIX", "WORKER_ENV", "SweepWorker"]
