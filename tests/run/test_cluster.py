@@ -192,6 +192,8 @@ CHILD = textwrap.dedent("""
     advance = progress.Progress.advance
 
     def first_chunk(self, k, done):
+        if how == "none":
+            return advance(self, k, done)
         me = psutil.Process()
         kids = me.children(recursive=True)
         listening = [c.laddr.ip for p in [me, *kids] for c in p.net_connections(kind="inet")
@@ -223,3 +225,20 @@ def test_local_cluster_listens_on_loopback_and_is_stopped_on_ctrl_c_and_kill(how
     wait_until(gone, 60, "the cluster's processes to end")
     if how == "int":
         assert "Traceback" not in child.stderr
+
+
+def test_a_parent_killed_mid_run_resumes_from_its_chunks(studies, tmp_path, monkeypatch):
+    from sweep.study import grid
+
+    out = tmp_path / "out"
+    args = [sys.executable, "-c", CHILD, str(studies["grid"]), str(out), str(tmp_path / "r.json")]
+    killed = subprocess.run([*args, "kill"], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    kept = sum(pl.read_parquet(p).height for p in (out / ".partial").glob("chunk-*.parquet"))
+    assert kept  # the chunks finished before the kill are on disk
+    again = subprocess.run([*args, "none"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"{kept} resumed" in again.stdout
+    monkeypatch.setattr(grid, "chunk_size", lambda n: 7)  # the child's chunks
+    sweep.run_study(sweep.load_study(studies["grid"]), out=tmp_path / "local", progress=False)
+    assert_same_tables("grid", out, tmp_path / "local")
