@@ -26,6 +26,8 @@ when the ``with`` block ends, however it ends.
 from __future__ import annotations
 
 import contextlib
+import logging
+import warnings
 import re
 import socket
 from typing import Any, Callable, Iterable, Iterator
@@ -64,6 +66,22 @@ def _probe(address: str) -> None:
         pass
 
 
+# Dask logs each recomputed task and closed connection, and Tornado each future a closing
+# client still tracked (after Ctrl-C, say); a run's own lines say what matters (a refused
+# address, a chunk lost for good), so these are quiet while a cluster is open.
+QUIET = ("distributed", "tornado", "asyncio")
+
+
+def _quiet() -> dict[str, int]:
+    """Silence Dask's and Tornado's loggers; their levels before, to restore."""
+    levels = {}
+    for name in QUIET:
+        logger = logging.getLogger(name)
+        levels[name] = logger.level
+        logger.setLevel(logging.CRITICAL + 1)
+    return levels
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
@@ -78,23 +96,18 @@ class Cluster:
         self.local = None
 
     def __enter__(self) -> "Cluster":
-        import logging
-
         from distributed import Client, LocalCluster
 
         from sweep.run.worker import WORKER_ENV, SweepWorker
 
-        # Dask logs each recomputed task and closed connection at INFO/WARNING; a run's own
-        # lines say what matters (a refused address, a chunk lost for good).
-        for name in ("distributed", "distributed.worker", "distributed.nanny", "distributed.scheduler",
-                     "distributed.core", "distributed.comm", "distributed.client", "distributed.batched"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+        self.levels = _quiet()
         try:
             m = LOCAL.fullmatch(self.address)
             if m:
                 self.local = LocalCluster(n_workers=int(m.group(1)), threads_per_worker=1, processes=True,
                                           host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                          worker_dashboard_address=None, env=dict(WORKER_ENV))
+                                          worker_dashboard_address=None, env=dict(WORKER_ENV),
+                                          silence_logs=logging.CRITICAL)
                 self.client = Client(self.local, set_as_default=False)
             else:
                 _probe(self.address)
@@ -120,6 +133,8 @@ class Cluster:
                 local.close(timeout=5)
             except Exception:
                 pass
+        for name, level in getattr(self, "levels", {}).items():
+            logging.getLogger(name).setLevel(level)
 
     def workers(self) -> int:
         """Worker processes connected now."""
@@ -139,6 +154,7 @@ class Cluster:
         from joblib import Parallel, delayed, parallel_config
 
         sent: dict[Any, Any] = {}
+        seen: set = set()
 
         def tasks():
             for chunk in chunks:
@@ -146,17 +162,23 @@ class Cluster:
                 sent[k] = chunk
                 yield delayed(_call)(work, k, chunk)
 
-        seen: set = set()
         try:
-            with parallel_config(backend="dask", client=self.client, scatter=[work],
-                                 wait_for_workers_timeout=CONNECT_TIMEOUT):
+            with warnings.catch_warnings(), parallel_config(backend="dask", client=self.client, scatter=[work],
+                                                            wait_for_workers_timeout=CONNECT_TIMEOUT):
+                # joblib's note, on an interruption, that finished results went unused: the
+                # chunks already written are what a rerun resumes from.
+                warnings.filterwarnings("ignore", message=".*tasks have been successfully executed",
+                                        category=UserWarning)
                 results = Parallel(n_jobs=-1, return_as="generator_unordered", batch_size=1,
                                    pre_dispatch="2*n_jobs")(tasks())
-                for k, result in results:
-                    if k in seen:
-                        continue
-                    seen.add(k)
-                    yield sent[k], result
+                try:
+                    for k, result in results:
+                        if k in seen:
+                            continue
+                        seen.add(k)
+                        yield sent[k], result
+                finally:
+                    results.close()  # here, so joblib's note on unused results is filtered
         except (SweepError, KeyboardInterrupt, GeneratorExit):
             raise
         except Exception as exc:

@@ -223,8 +223,9 @@ def test_local_cluster_listens_on_loopback_and_is_stopped_on_ctrl_c_and_kill(how
         return not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in seen["pids"])
 
     wait_until(gone, 60, "the cluster's processes to end")
-    if how == "int":
-        assert "Traceback" not in child.stderr
+    if how == "int":  # one line, as a local run says it: no trace of Dask's or joblib's shutdown
+        lines = child.stderr.strip().splitlines()
+        assert len(lines) == 1 and "interrupted" in lines[0], child.stderr
 
 
 def test_a_parent_killed_mid_run_resumes_from_its_chunks(studies, tmp_path, monkeypatch):
