@@ -28,9 +28,11 @@ from sweep.study.optuna.search import IN_FLIGHT, Pool, Search
 from sweep.study.optuna.space import Dim, Options, corners, parse_options, parse_space
 from sweep.study.optuna.storage import (
     JOURNAL,
+    Heartbeat,
     journal_files,
     open_storage,
     open_study,
+    shown_url,
     storage_target,
 )
 from sweep.study.optuna.tables import manifest, summary, table
@@ -92,7 +94,10 @@ def describe(study: Study, data: str | Path | None = None,
     """``sweep validate``'s lines for an optuna study (after data and before evaluation)."""
     p = prepare(study, data, funding)
     o = p.options
-    storage = o.storage or f"journal file <out>/{JOURNAL} (out: results/{study.name} unless --out)"
+    storage = shown_url(o.storage) if o.storage else \
+        f"journal file <out>/{JOURNAL} (out: results/{study.name} unless --out)"
+    if o.heartbeat_interval is not None:
+        storage += f" (heartbeat every {o.heartbeat_interval} s, a trial silent {o.grace_period} s is retried)"
     seed = f", seed {o.seed}" if o.seed is not None else ""
     way = "minimised" if direction(study) == "minimize" else "maximised"
     return p, [
@@ -143,7 +148,6 @@ def run(study: Study, *, data: str | Path | None = None, funding: str | Path | N
     kind, target = storage_target(opts, out)
     shown = f"{study.path}: [optuna] storage" if opts.storage else str(out / JOURNAL)
     fp = p.fingerprint
-    claim(out, fp, force, out / JOURNAL if opts.storage is None else None)
     way = direction(study)
 
     session = uuid.uuid4().hex
@@ -154,12 +158,21 @@ def run(study: Study, *, data: str | Path | None = None, funding: str | Path | N
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = open_storage(kind, target, shown)
+            # sweep asks and tells, and beats itself (storage.Heartbeat), which Optuna's ask warns about.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+            if kind == "rdb":
+                # Connected before the results folder is touched: an unreachable database is one
+                # line and nothing written.
+                storage = open_storage(kind, target, shown, opts.heartbeat_interval, opts.grace_period)
+                claim(out, fp, force, None)
+            else:
+                claim(out, fp, force, out / JOURNAL if opts.storage is None else None)
+                storage = open_storage(kind, target, shown)
             ledger = Ledger()
             sampler = per_trial_sampler(opts.sampler, opts.seed,
                                         lambda s, k: ledger.count(s.get_trials(deepcopy=False), k))
             ostudy = open_study(study.name, fp, storage, sampler, way, force, shown)
-            write_json({"fingerprint": fp, "study": str(study.path), "storage": target}, out / STATE)
+            write_json({"fingerprint": fp, "study": str(study.path), "storage": shown_url(target)}, out / STATE)
             reap(storage, ostudy, ledger, names, {**worker, "time": time.time()})
             n_before = ledger.count(ostudy.get_trials(deepcopy=False), sys.maxsize)
 
@@ -169,11 +182,12 @@ def run(study: Study, *, data: str | Path | None = None, funding: str | Path | N
             # Compile (or load Numba's cache) here, before the workers start.
             evaluator.run([p.corners[0]], p.s, p.s)
             pool = Pool(jobs)
-            search = Search(p, storage, ostudy, sampler, ledger, evaluator, pool, worker, progress,
-                            on_chunk, n_before)
-            t_run = time.perf_counter()
-            search.run()
-            compute_time = time.perf_counter() - t_run
+            with Heartbeat(storage, opts.heartbeat_interval) as heartbeat:
+                search = Search(p, storage, ostudy, sampler, ledger, evaluator, pool, worker, progress,
+                                on_chunk, n_before, heartbeat)
+                t_run = time.perf_counter()
+                search.run()
+                compute_time = time.perf_counter() - t_run
             trials = ostudy.get_trials(deepcopy=False)
     finally:
         ACTIVE_SESSIONS.discard(session)
@@ -186,5 +200,5 @@ def run(study: Study, *, data: str | Path | None = None, funding: str | Path | N
     wall = time.perf_counter() - t0
     result = RunSummary(out, df.height, search.n_run, df.height - search.n_run, wall, compute_time,
                         p.start, p.end)
-    write_json(manifest(p, fp, result, df, ostudy, way, target, IN_FLIGHT), out / "manifest.json")
+    write_json(manifest(p, fp, result, df, ostudy, way, shown_url(target), IN_FLIGHT), out / "manifest.json")
     return result

@@ -17,10 +17,12 @@ import numpy as np
 from kernels.metrics import M_RUINED, METRICS
 from sweep.engine.params import resolve
 from sweep.run.progress import Progress
+from sweep.study.optuna.storage import Heartbeat
 from sweep.study.optuna.trials import (
     A_METRICS,
     A_SURPLUS,
     A_WORKER,
+    HEARTBEAT,
     Ledger,
     abandon,
     counts,
@@ -64,8 +66,10 @@ class Search:
 
     def __init__(self, p: Any, storage, ostudy, sampler, ledger: Ledger, evaluator, pool: Pool,
                  worker: dict[str, Any], progress: bool | None, on_chunk: Callable[[int], None] | None,
-                 n_before: int):
+                 n_before: int, heartbeat: Heartbeat | None = None):
         self.storage = storage
+        self.heartbeat = heartbeat if heartbeat is not None else Heartbeat(storage, None)
+        self.next_reap = time.monotonic() + (self.heartbeat.interval or 0)
         self.p, self.ostudy, self.sampler, self.ledger = p, ostudy, sampler, ledger
         self.evaluator, self.pool, self.on_chunk = evaluator, pool, on_chunk
         self.n_trials = p.options.n_trials
@@ -107,6 +111,11 @@ class Search:
                 self._finish()
                 continue
             if may_ask and self.counted() < self.n_trials:
+                if self.heartbeat.enabled and time.monotonic() >= self.next_reap:
+                    # Another worker's trial whose heartbeat stopped is failed and retried within
+                    # about grace_period + heartbeat_interval of its death, not only at the end.
+                    reap(self.storage, self.ostudy, self.ledger, self.names, self.label())
+                    self.next_reap = time.monotonic() + self.heartbeat.interval
                 may_ask = self._ask()
                 continue
             if self.inflight:
@@ -139,10 +148,17 @@ class Search:
             trial.set_user_attr(A_SURPLUS, True)
             self.ostudy.tell(trial, state=TrialState.FAIL)
             return False
+        label = self.label()
+        if self.heartbeat.enabled:
+            # Its first heartbeat before the label says it beats (sweep.study.optuna.trials.is_stale).
+            self.heartbeat.beat(trial._trial_id)
+            label[HEARTBEAT] = True
         try:
-            trial.set_user_attr(A_WORKER, self.label())
+            trial.set_user_attr(A_WORKER, label)
         except UpdateFinishedTrialError:
-            # Taken for dead by another worker (clocks far apart): it does not count; ask again.
+            # Taken for dead by another worker (clocks far apart, or its heartbeat late): it does
+            # not count; ask again.
+            self.heartbeat.done(trial._trial_id)
             self.sampler.forget(trial.number)
             return True
         try:
@@ -152,6 +168,7 @@ class Search:
         except BaseException:
             self.sampler.forget(trial.number)
             abandon(self.storage, self.ostudy, trial.number)
+            self.heartbeat.done(trial._trial_id)
             raise
         self.inflight.append((trial, self.pool.submit(self._evaluate, self._evaluator_for(config), config)))
         return True
@@ -193,8 +210,10 @@ class Search:
                 raise
             # Another worker took it for dead and marked it abandoned: it does not
             # count, and the loop asks another trial in its place.
+            self.heartbeat.done(trial._trial_id)
             self.sampler.forget(trial.number)
             return
+        self.heartbeat.done(trial._trial_id)
         self.n_run += 1
         self.bar.advance(1, self.n_before + self.n_run)
         if report and self.on_chunk is not None:
@@ -211,6 +230,7 @@ class Search:
                     fut.cancel()
                     self.sampler.forget(t.number)
                     abandon(self.storage, self.ostudy, t.number)
+                    self.heartbeat.done(t._trial_id)
                 self.inflight.clear()
 
 

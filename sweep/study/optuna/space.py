@@ -14,13 +14,23 @@ from sweep.engine.params import CHOICES, PARAMS, check_value, closest, resolve
 from sweep.study.file import Study
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
-OPTUNA_KEYS = ("n_trials", "sampler", "seed", "storage")
+OPTUNA_KEYS = ("n_trials", "sampler", "seed", "storage", "heartbeat_interval", "grace_period")
 RANGE_KEYS = ("low", "high", "step", "log")
 # Packages a sampler needs beyond Optuna's own dependencies.
 SAMPLER_NEEDS = {"cmaes": ("cmaes", "cmaes"), "gp": ("torch", "torch")}
 URL_SCHEMES = ("sqlite", "postgresql", "mysql")
 MAX_TRIALS = 1_000_000
 MAX_SEED = 2**32 - 1
+# A database storage's heartbeat (sweep.study.optuna.storage.Heartbeat): each worker records, every
+# HEARTBEAT_INTERVAL seconds, that its running trials are alive; a running trial whose last heartbeat
+# is older than the grace period (GRACE_FACTOR intervals by default: one late or missed beat is not a
+# death) is its dead worker's, and is failed and replayed. A heartbeat is two small statements per
+# running trial (at most IN_FLIGHT per worker), about 1 ms on PostgreSQL: every 10 s it is nothing
+# beside a trial's own ~75 statements, while a dead worker delays the end of a search by 30 s at most
+# (Optuna's example, 60 s and 120 s, would hold it two minutes for nothing a trial here needs).
+HEARTBEAT_INTERVAL = 10
+GRACE_FACTOR = 3
+MAX_HEARTBEAT = 86_400  # seconds, for both keys
 # Corner configurations checked before a run (the product of the ends of each
 # range and every string choice); beyond it the string choices that no
 # cross-parameter rule reads are fixed at their first value (a trial that
@@ -73,6 +83,9 @@ class Options:
     sampler: str
     seed: int | None
     storage: str | None
+    # Seconds; None with a journal file, which has no heartbeat (a database URL always has one).
+    heartbeat_interval: int | None = None
+    grace_period: int | None = None
 
 
 def parse_space(study: Study) -> list[Dim]:
@@ -186,7 +199,30 @@ def parse_options(study: Study) -> Options:
                 raise SweepError(f"{path}: [optuna] storage = {storage!r}: '{scheme}://' is not a supported "
                                  f"database (sqlite:///, postgresql://, mysql://; or a journal file path)"
                                  f"{closest(scheme.split('+', 1)[0], URL_SCHEMES)}")
-    return Options(n_trials=n, sampler=sampler, seed=seed, storage=storage)
+    interval, grace = _heartbeat(path, table, storage is not None and "://" in storage)
+    return Options(n_trials=n, sampler=sampler, seed=seed, storage=storage, heartbeat_interval=interval,
+                   grace_period=grace)
+
+
+def _heartbeat(path: Path, table: dict[str, Any], database: bool) -> tuple[int | None, int | None]:
+    """``heartbeat_interval`` and ``grace_period`` (seconds), checked; (None, None) for a journal file."""
+    given = [k for k in ("heartbeat_interval", "grace_period") if k in table]
+    if not database:
+        if given:
+            raise SweepError(f"{path}: [optuna] {given[0]} = {table[given[0]]!r} applies to a database storage "
+                             "(storage = \"postgresql+psycopg://user@host/db\"); a journal file has no heartbeat")
+        return None, None
+    for k in given:
+        v = table[k]
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_HEARTBEAT:
+            raise SweepError(f"{path}: [optuna] {k} = {v!r} must be a whole number of seconds from 1 to "
+                             f"{MAX_HEARTBEAT:,}")
+    interval = table.get("heartbeat_interval", HEARTBEAT_INTERVAL)
+    grace = table.get("grace_period", GRACE_FACTOR * interval)
+    if grace <= interval:
+        raise SweepError(f"{path}: [optuna] grace_period = {grace!r} must be above heartbeat_interval = "
+                         f"{interval!r} (a live trial's heartbeat is that many seconds old just before the next)")
+    return interval, grace
 
 
 def corners(study: Study, space: list[Dim]) -> list[dict[str, Any]]:

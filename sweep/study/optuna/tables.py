@@ -78,7 +78,9 @@ def manifest(p: Any, fp: str, run: RunSummary, df: pl.DataFrame, ostudy, directi
         **manifest_head(study, panel, fp, run.start, run.end, p.e - p.s + 1),
         "optuna": {"n_trials": p.options.n_trials, "sampler": p.options.sampler, "seed": p.options.seed,
                    "storage": storage, "study_name": ostudy.study_name, "direction": direction,
-                   "in_flight": in_flight, "space": {d.name: d.describe() for d in p.space}},
+                   "in_flight": in_flight, "space": {d.name: d.describe() for d in p.space},
+                   **({"heartbeat_interval": p.options.heartbeat_interval, "grace_period": p.options.grace_period}
+                      if p.options.heartbeat_interval is not None else {})},
         "n_trials": p.options.n_trials,
         "configurations": run.n_configs,
         "configurations_run": run.n_run,

@@ -12,6 +12,16 @@ New trials are asked through a *label* first: a waiting trial enqueued with
 the worker's label and no parameters, which Optuna's ask then starts. A trial
 is thus labelled from the moment it exists, and a worker killed between the
 ask and anything else leaves a trial any later run recognises as dead.
+
+Which running trial is dead. On this machine (same host name and boot), one
+whose process is gone (its process id and start time), at once. Elsewhere, in
+a database storage, one whose Optuna heartbeat is older than ``grace_period``
+by the database's clock (``sweep.study.optuna.storage.Heartbeat``): a worker
+labels a trial as beating (``heartbeat`` in its label) only after writing its
+first heartbeat, so a trial labelled but not beating was cut off in between,
+and is dead once its label is older than ``UNLABELLED_AFTER`` (or
+``grace_period``, if longer). In a journal file (Optuna's has no heartbeat),
+one whose label is older than ``STALE_AFTER``.
 """
 
 from __future__ import annotations
@@ -21,14 +31,15 @@ import os
 import socket
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 A_METRICS, A_WORKER = "sweep_metrics", "sweep_worker"
 A_SURPLUS, A_ABANDONED, A_REPLAYS = "sweep_surplus", "sweep_abandoned", "sweep_replays"
+HEARTBEAT = "heartbeat"  # in a trial's label: its worker writes its heartbeat (a database storage)
 
 # A running trial older than this is taken for dead (a trial takes milliseconds
-# to seconds); only a worker on another host needs it, a local one is checked by
-# its process id.
+# to seconds); only a journal's worker on another host needs it, a local one is
+# checked by its process id, a database's by its heartbeat.
 STALE_AFTER = 600.0
 # An unlabelled running trial older than this was cut off between Optuna's ask
 # and the worker's label (only a worker that raced another for a waiting label
@@ -95,10 +106,28 @@ def proc_start(pid: int) -> str | None:
         return None
 
 
+def boot_id() -> str | None:
+    """This boot of this machine (Linux): two machines given the same host name still differ here."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+BOOT = boot_id()
+
+
 def worker_label(session: str) -> dict[str, Any]:
-    """Who is on a trial: host, process (and its start time) and run; ``time`` is added when labelling."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "proc_start": proc_start(os.getpid()),
+    """Who is on a trial: host (and its boot), process (and its start time) and run; ``time`` is
+    added when labelling, ``heartbeat`` once the trial's heartbeat is written."""
+    return {"host": socket.gethostname(), "boot": BOOT, "pid": os.getpid(), "proc_start": proc_start(os.getpid()),
             "session": session}
+
+
+def same_machine(w: dict[str, Any], host: str) -> bool:
+    """Whether the worker of label ``w`` runs on this machine (so its process can be looked up)."""
+    return w.get("host") == host and w.get("boot", BOOT) == BOOT
 
 
 def alive(worker: dict[str, Any]) -> bool:
@@ -116,18 +145,47 @@ def alive(worker: dict[str, Any]) -> bool:
     return True
 
 
-def is_stale(t, host: str, now: float) -> bool:
+class Beats(NamedTuple):
+    """What a database storage's heartbeat says: the running trials (ids) whose heartbeat is older
+    than the grace period, and the grace period (seconds)."""
+
+    stale: frozenset[int]
+    grace: float
+
+
+def beats(storage, ostudy) -> Beats | None:
+    """The heartbeat's verdict, read now (one query); None for a storage without heartbeat.
+
+    What ``optuna.storages.fail_stale_trials`` reads before it fails the trials and calls back;
+    sweep fails them itself, in its own order (``reap``).
+    """
+    get = getattr(storage, "get_heartbeat_interval", None)
+    interval = get() if get is not None else None
+    if interval is None:
+        return None
+    grace = getattr(storage, "grace_period", None) or 2 * interval
+    study_id = storage.get_study_id_from_name(ostudy.study_name)
+    return Beats(frozenset(storage._get_stale_trial_ids(study_id)), float(grace))
+
+
+def is_stale(t, host: str, now: float, hb: Beats | None = None) -> bool:
     w = t.user_attrs.get(A_WORKER)
     if not isinstance(w, dict):
         # Asked but not labelled: a live worker labels its trial within milliseconds
         # of asking, so an old unlabelled trial was cut off between the two.
         started = t.datetime_start or dt.datetime.now()
         return (dt.datetime.now() - started).total_seconds() > UNLABELLED_AFTER
-    if w.get("host") == host:
+    if same_machine(w, host):
         if not alive(w):
             return True
         if w.get("pid") == os.getpid() and w.get("session") not in ACTIVE_SESSIONS:
             return True  # an earlier run of this process, interrupted
+    if hb is not None:
+        if w.get(HEARTBEAT):
+            return t._trial_id in hb.stale
+        # Not beating yet: cut off between its ask and its first heartbeat (milliseconds apart),
+        # or a waiting label whose worker never asked it.
+        return now - float(w.get("time", now)) > max(UNLABELLED_AFTER, hb.grace)
     return now - float(w.get("time", now)) > STALE_AFTER
 
 
@@ -154,6 +212,7 @@ def reap(storage, ostudy, ledger: Ledger, space: Iterable[str], label: dict[str,
     parameter in ``space`` (in trial order); drop their left-over labels. How many were reaped."""
     from optuna.trial import TrialState
 
+    hb = beats(storage, ostudy)  # before the trials: a trial beating since is not taken for dead
     trials = ordered(ostudy.get_trials(deepcopy=False))
     ledger.count(trials, 0)  # advance the finished prefix: only later trials can be running
     host, now, n = socket.gethostname(), time.time(), 0
@@ -161,14 +220,14 @@ def reap(storage, ostudy, ledger: Ledger, space: Iterable[str], label: dict[str,
     # A replay has a higher number than the trial it replays, which is not finished.
     replayed = {t.user_attrs.get(A_REPLAYS) for t in trials[ledger.low:]}
     for t in trials[ledger.low:]:
-        if t.state == TrialState.RUNNING and is_stale(t, host, now):
+        if t.state == TrialState.RUNNING and is_stale(t, host, now, hb):
             if names <= t.params.keys() and A_SURPLUS not in t.user_attrs and t.number not in replayed:
                 # Enqueued before the original is abandoned: a kill in between leaves the
                 # original running, to be abandoned (and not replayed twice) by the next run.
                 ostudy.enqueue_trial(t.params, user_attrs={A_REPLAYS: t.number, A_WORKER: label})
             abandon(storage, ostudy, t.number)
             n += 1
-        elif t.state == TrialState.WAITING and is_label(t) and is_stale(t, host, now):
+        elif t.state == TrialState.WAITING and is_label(t) and is_stale(t, host, now, hb):
             # A label whose worker died before starting it would be started before the
             # replays enqueued after it.
             abandon(storage, ostudy, t.number)
