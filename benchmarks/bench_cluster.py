@@ -12,6 +12,11 @@
    scheduler`` with two ``dask worker`` processes this script starts on 127.0.0.1). The tables
    are checked identical first; then each is timed as a whole fresh process (median of
    ``--repeat``), the cluster's start-up included.
+3. The cost of an Optuna trial on each storage: ``studies/volatility_optuna.toml`` (200 TPE
+   trials, ``--jobs 1``) on the journal file and on a throwaway PostgreSQL server with its
+   default settings (tests/pgserver.py, fsync on); the search's own time per trial
+   (``compute_time_s / configurations`` of ``manifest.json``), start-up excluded. Both
+   storages' tables are checked to hold the same trials first (a seeded search, one process).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from bench_sweep import machine, sweep_study  # noqa: E402
 from daskserver import DaskServer  # noqa: E402
+from pgserver import Server as PostgresServer  # noqa: E402
 from measure import run_peak  # noqa: E402
 
 N_TASKS = 400
@@ -133,6 +139,46 @@ def end_to_end(repeat: int, tmp: Path, server: DaskServer) -> list[tuple[str, fl
     return rows
 
 
+def server_version() -> str:
+    import subprocess
+
+    from pgserver import bindir
+
+    out = subprocess.run([str(bindir() / "postgres"), "--version"], capture_output=True, text=True)
+    found = re.search(r"\d+(\.\d+)+", out.stdout) if out.returncode == 0 else None
+    return found.group(0) if found else ""
+
+
+def per_trial(repeat: int, tmp: Path) -> dict[str, float]:
+    """Seconds per Optuna trial, median of ``repeat`` runs, on the journal and on PostgreSQL."""
+    import json
+
+    base = (ROOT / "studies" / "volatility_optuna.toml").read_text().replace(
+        'data = "data/', f'data = "{ROOT}/data/')
+    server = PostgresServer(fast=False)
+    server.start()
+    try:
+        out: dict[str, list[float]] = {"journal": [], "postgresql": []}
+        tables = {}
+        for i in range(repeat):
+            for storage in out:
+                text = base + (f'storage = "{server.create_database()}"\n' if storage == "postgresql" else "")
+                study = tmp / f"optuna-{storage}-{i}.toml"
+                study.write_text(text)
+                folder = tmp / study.stem
+                run_peak(["run", str(study), "--out", str(folder), "--quiet", "--jobs", "1", "--force"])
+                m = json.loads((folder / "manifest.json").read_text())
+                out[storage].append(m["compute_time_s"] / m["configurations"])
+                tables[storage] = pl.read_parquet(folder / "trials.parquet").drop("schema_version")
+        cols = ["trial_number", "config_id", "sharpe"]
+        if not tables["journal"].select(cols).equals(tables["postgresql"].select(cols)):
+            raise SystemExit("the seeded search's trials differ between the journal and PostgreSQL")
+        print(f"the same {tables['journal'].height} trials on both storages")
+        return {k: statistics.median(v) for k, v in out.items()}
+    finally:
+        server.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
@@ -147,12 +193,19 @@ def main() -> None:
             rows = end_to_end(args.repeat, Path(tmp), server)
         finally:
             server.stop()
+        trial = per_trial(args.repeat, Path(tmp))
+        for k, v in trial.items():
+            print(f"per Optuna trial, {k}: {1e3 * v:.1f} ms", flush=True)
     lines = ["| way | per task | 3,840-configuration sweep, whole process | configurations/s |",
              "| --- | ---: | ---: | ---: |"]
     per = [costs["threads"], costs["joblib"], costs["tcp"]]
     for (label, wall, n), c in zip(rows, per):
         lines.append(f"| {label} | {1e3 * c:.2f} ms | {wall:.2f} s | {n / wall:,.0f} |")
     lines.append(f"| (Dask's futures used directly, `local:2`) | {1e3 * costs['futures']:.2f} ms | | |")
+    lines += ["", "| Optuna storage (`studies/volatility_optuna.toml`, 200 TPE trials, `--jobs 1`) | per trial |",
+              "| --- | ---: |",
+              f"| journal file (the default) | {1e3 * trial['journal']:.1f} ms |",
+              f"| PostgreSQL {server_version()} on 127.0.0.1, default settings | {1e3 * trial['postgresql']:.1f} ms |"]
     block = ("<!-- cluster:start -->\n"
              f"Measured by `python benchmarks/bench_cluster.py --write-readme` on {machine()}, "
              f"medians of {args.repeat}; a task is an empty chunk sent to a worker and its result back "
