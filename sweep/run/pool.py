@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from sweep.run.progress import Progress
 
@@ -56,11 +56,30 @@ def run_chunks(chunks: Iterable[T], work: Callable[[T], R], finish: Callable[[T,
     t0 = time.perf_counter()
     enabled = sys.stderr.isatty() if progress is None else bool(progress)
     if cluster is not None:
-        return _run_on_cluster(cluster, chunks, work, finish, key or (lambda c: c), total, done, enabled,
-                               on_chunk, t0)
-    bar = Progress(total, done, enabled)
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+        results = cluster.map(work, chunks, key or (lambda c: c))
+        bar = Progress(total, done, enabled, workers=cluster.workers)
+    else:
+        results = _on_threads(chunks, work, jobs)
+        bar = Progress(total, done, enabled)
     finished = 0
+    try:
+        for chunk, result in results:
+            k = finish(chunk, result)
+            done += k
+            finished += 1
+            bar.advance(k, done)
+            if on_chunk is not None:
+                on_chunk(finished)
+    finally:
+        results.close()  # the pool or the cluster's tasks: nothing more is written
+        bar.close()
+    return time.perf_counter() - t0
+
+
+def _on_threads(chunks: Iterable[T], work: Callable[[T], R], jobs: int) -> Iterator[tuple[T, R]]:
+    """``(chunk, work(chunk))`` as each finishes on a pool of ``jobs`` threads, at most ``2 * jobs``
+    in flight."""
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     running: dict[Future, Any] = {}
     it = iter(chunks)
     try:
@@ -77,34 +96,8 @@ def run_chunks(chunks: Iterable[T], work: Callable[[T], R], finish: Callable[[T,
                 break
             ready, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in ready:
-                chunk = running.pop(future)
-                k = finish(chunk, future.result())
-                done += k
-                finished += 1
-                bar.advance(k, done)
-                if on_chunk is not None:
-                    on_chunk(finished)
+                yield running.pop(future), future.result()
     finally:
         # On an interruption, queued chunks are dropped; running ones finish in the
         # background and are simply not written.
         pool.shutdown(wait=False, cancel_futures=True)
-        bar.close()
-    return time.perf_counter() - t0
-
-
-def _run_on_cluster(cluster: Any, chunks: Iterable[T], work: Callable[[T], R], finish: Callable[[T, R], int],
-                    key: Callable[[T], Any], total: int, done: int, enabled: bool,
-                    on_chunk: Callable[[int], None] | None, t0: float) -> float:
-    bar = Progress(total, done, enabled, workers=cluster.workers)
-    finished = 0
-    try:
-        for chunk, result in cluster.map(work, chunks, key):
-            k = finish(chunk, result)
-            done += k
-            finished += 1
-            bar.advance(k, done)
-            if on_chunk is not None:
-                on_chunk(finished)
-    finally:
-        bar.close()
-    return time.perf_counter() - t0
