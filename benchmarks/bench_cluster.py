@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
 import sys
@@ -40,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from bench_sweep import machine, sweep_study  # noqa: E402
 from daskserver import DaskServer  # noqa: E402
 from pgserver import Server as PostgresServer  # noqa: E402
-from measure import run_peak  # noqa: E402
+from measure import replace_readme_block, run_peak  # noqa: E402
 
 N_TASKS = 400
 
@@ -214,15 +213,7 @@ def main() -> None:
              + "\n".join(lines) + "\n<!-- cluster:end -->")
     print(block)
     if args.write_readme:
-        readme = ROOT / "README.md"
-        text, n = re.subn(r"<!-- cluster:start -->.*?<!-- cluster:end -->", lambda _: block,
-                          readme.read_text(), flags=re.S)
-        if n != 1:
-            raise SystemExit("README.md has no <!-- cluster:start --> ... <!-- cluster:end --> block")
-        tmp_readme = readme.with_name(".README.md.tmp")
-        tmp_readme.write_text(text)
-        os.replace(tmp_readme, readme)
-        print(f"wrote the figures into {readme}")
+        replace_readme_block("cluster", block)
 
 
 if __name__ == "__main__":

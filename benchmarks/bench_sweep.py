@@ -16,7 +16,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,7 @@ from kernels.metrics import N_SERIES  # noqa: E402
 from kernels.portfolio import simulate  # noqa: E402
 
 from bench_pbo import bench_pbo  # noqa: E402  (benchmarks/, the script's own folder)
-from measure import run_peak  # noqa: E402
+from measure import replace_readme_block, run_peak  # noqa: E402
 from million import bench_million  # noqa: E402
 from peers import bench_peers  # noqa: E402
 
@@ -318,20 +317,12 @@ def bench_compare(report, embedded: Path, tmp: Path, jobs: int, repeat: int) -> 
 
 
 def write_readme(rows: list[tuple[str, str, str]], options: str = "") -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
     table = ["| measurement | figure | target |", "| --- | ---: | --- |"]
     table += [f"| {w} | {v} | {t} |" for w, v, t in rows]
     block = ("<!-- bench:start -->\n"
              f"Measured by `python benchmarks/bench_sweep.py --write-readme{options}` on {machine()}:\n\n"
              + "\n".join(table) + "\n<!-- bench:end -->")
-    new, n = re.subn(r"<!-- bench:start -->.*?<!-- bench:end -->", lambda _: block, text, flags=re.S)
-    if n != 1:
-        raise SystemExit("README.md has no <!-- bench:start --> ... <!-- bench:end --> block")
-    tmp = readme.with_name(".README.md.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, readme)
-    print(f"wrote the figures into {readme}")
+    replace_readme_block("bench", block)
 
 
 if __name__ == "__main__":

@@ -38,3 +38,20 @@ def run_peak(args: list[str]) -> tuple[float, int]:
     if proc.returncode != 0:
         raise SystemExit(f"sweep {' '.join(args)} failed: {proc.stderr.strip()}")
     return wall, int(proc.stderr.strip().splitlines()[-1]) * 1024
+
+
+def replace_readme_block(tag: str, block: str) -> None:
+    """Put ``block`` (which starts with ``<!-- TAG:start -->`` and ends with ``<!-- TAG:end -->``)
+    in README.md in place of the old one, atomically (temporary file, then rename)."""
+    import os
+    import re
+
+    readme = ROOT / "README.md"
+    text, n = re.subn(rf"<!-- {tag}:start -->.*?<!-- {tag}:end -->", lambda _: block, readme.read_text(),
+                      flags=re.DOTALL)
+    if n != 1:
+        raise SystemExit(f"README.md has no <!-- {tag}:start --> ... <!-- {tag}:end --> block")
+    tmp = readme.with_name(".README.md.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, readme)
+    print(f"wrote the figures into {readme}")

@@ -23,6 +23,10 @@ register(LazyKind("walk_forward", "sweep.study.walk_forward",
 register(LazyKind("monte_carlo", "sweep.study.monte_carlo", ("samples.parquet", "summary.parquet"),
                   {"monte_carlo", "grid"}, counts="backtests",
                   show="sweep.cli.kind_monte_carlo:show", report="sweep.report.monte_carlo:section"))
+register(LazyKind("diagnostics", "sweep.study.diagnostics",
+                  ("summary.parquet", "ic.parquet", "quantiles.parquet", "books.parquet", "autocorr.parquet"),
+                  {"grid", "diagnostics"}, show="sweep.cli.kind_diagnostics:show",
+                  report="sweep.report.diagnostics:section"))
 
 _FROM_FILE = ("Study", "load_study")  # sweep.study.file: imports the engine (Numba)
 

@@ -123,7 +123,7 @@ def test_kinds_registered_by_name_declare_what_their_modules_do():
         replaced = {n: not isinstance(get(n), LazyKind) for n in lazy}
         print(json.dumps({"kinds": out, "replaced": replaced, "same_order": names() == order}))
     """))
-    assert set(got["kinds"]) == {"grid", "walk_forward", "monte_carlo", "portfolio"}
+    assert set(got["kinds"]) == {"grid", "walk_forward", "monte_carlo", "diagnostics", "portfolio"}
     for name, (declared, real) in got["kinds"].items():
         assert declared == real, name
     assert all(got["replaced"].values()) and got["same_order"]

@@ -46,7 +46,7 @@ def echo():
 
 
 def test_built_in_kinds_are_registered_in_order():
-    assert kinds.names()[:5] == ("grid", "optuna", "walk_forward", "monte_carlo", "portfolio")
+    assert kinds.names()[:6] == ("grid", "optuna", "walk_forward", "monte_carlo", "diagnostics", "portfolio")
     grid = kinds.get("grid")
     assert grid.main_table == "trials.parquet" and grid.tables[0] == grid.main_table
     assert kinds.get("walk_forward").main_table == "folds.parquet"
