@@ -81,6 +81,15 @@ n_samples = 5
 block_days = 10
 seed = 2
 """),
+    "diagnostics": ("diagnostics", """
+[grid]
+factor = ["volatility", "momentum"]
+window = [5, 10]
+
+[diagnostics]
+horizons = [1, 5, 10]
+lags = 10
+"""),
 }
 
 # What the page reports, measured in the browser: the widest element outside a scroll
@@ -163,7 +172,7 @@ def pages(tmp_path_factory):
 
 
 def test_every_report_fits_the_window_loads_its_images_and_opens_on_the_verdict(browser, pages):
-    assert set(pages) == {"grid", "multi_factor", "optuna", "walk_forward", "monte_carlo", "portfolio"}
+    assert set(pages) == {"grid", "multi_factor", "optuna", "walk_forward", "monte_carlo", "portfolio", "diagnostics"}
     problems = []
     for name, page in pages.items():
         n_charts = len(list(page.with_name(page.stem + "_charts").glob("*.png")))
