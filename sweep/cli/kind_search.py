@@ -1,6 +1,7 @@
 """``sweep show`` of a grid or an Optuna study and the end of its ``sweep run`` (the kind
 registry's ``show`` of both kinds): the best books not ruined, one configuration in full
-(``--config``), the overfitting statistics in words, the best per value of a parameter."""
+(``--config``) or its holdings on a day (``--config ID --holdings DATE``, ``sweep.cli.holdings``),
+the overfitting statistics in words, the best per value of a parameter."""
 
 from __future__ import annotations
 
@@ -57,6 +58,10 @@ def show(folder: Path, args) -> int:
     params = [c for c in manifest.get("parameters") or [c for c in names if c in PARAMS] if c in names]
     objective = manifest.get("study", {}).get("objective", "sharpe")
     if args.config is not None:
+        if getattr(args, "holdings", None) is not None:
+            from sweep.cli.holdings import holdings
+
+            return holdings(folder, manifest, find_config(folder, lf, args.config), params, args)
         return show_config(folder, manifest, lf, args.config, params, objective)
     by = args.by or objective
     if by not in metric_names() or by not in names:
@@ -124,12 +129,10 @@ def show(folder: Path, args) -> int:
     return 0
 
 
-def show_config(folder: Path, manifest: dict, lf, prefix: str, params: list[str], objective: str) -> int:
-    """``sweep show RESULTS --config ID``: one configuration's parameters and every metric,
-    metrics printed exactly (shortest repr) so they can be compared with the table."""
+def find_config(folder: Path, lf, prefix: str) -> dict:
+    """The one row of ``lf`` whose config_id starts with ``prefix``; none or several is one line."""
     import polars as pl
 
-    
     prefix = prefix.strip()
     if not prefix:
         raise SweepError("--config: give a config_id or a prefix of one")
@@ -142,7 +145,15 @@ def show_config(folder: Path, manifest: dict, lf, prefix: str, params: list[str]
         some = ", ".join(hits["config_id"].head(4).to_list()) + (", ..." if n_hits > 4 else "")
         raise SweepError(f"--config {prefix} is ambiguous: {n_hits} configurations start so ({some}); "
                          "give more characters")
-    row = hits.row(0, named=True)
+    return hits.row(0, named=True)
+
+
+def show_config(folder: Path, manifest: dict, lf, prefix: str, params: list[str], objective: str) -> int:
+    """``sweep show RESULTS --config ID``: one configuration's parameters and every metric,
+    metrics printed exactly (shortest repr) so they can be compared with the table."""
+    import polars as pl
+
+    row = find_config(folder, lf, prefix)
     ruined = bool(row.get("ruined") or 0.0)
     value = row.get(objective)
     if ruined:

@@ -10,6 +10,7 @@ from sweep.cli.common import MIN_ID, RUINED_MARK, kind_show
 from sweep.core.errors import SweepError
 from sweep.study import get, names
 
+SEARCH_SHOW = "sweep.cli.kind_search:show"  # the kinds whose configurations are backtests (grid, optuna)
 HELP = {"show": "print the best configurations of a results folder"}
 
 
@@ -32,7 +33,16 @@ def add_parser(subparsers) -> None:
     show.add_argument("--config", metavar="ID",
                       help="print one configuration's parameters and metrics (its config_id or a unique "
                            f"prefix of at least {MIN_ID} characters, as the table prints it)")
-    show.add_argument("--data", help="the study's data file, if it moved since the run (for --best-per)")
+    show.add_argument("--holdings", metavar="DATE",
+                      help="with --config (a grid or Optuna folder): the configuration's holdings (symbol, side, "
+                           "weight, factor value) on DATE (YYYY-MM-DD, in the evaluation window), rerun on the "
+                           "study's data; 'all' with --out writes every day's")
+    show.add_argument("--out", metavar="FILE",
+                      help="with --holdings: write the weights as Parquet (schema_version, config_id, date, "
+                           "symbol, weight; non-zero weights only), e.g. holdings.parquet")
+    show.add_argument("--data", help="the study's data file, if it moved since the run (for --best-per and "
+                                     "--holdings)")
+    show.add_argument("--funding", help="the study's funding table, if it moved since the run (for --holdings)")
 
 
 def folder_kind(folder: Path) -> str:
@@ -56,4 +66,13 @@ def command(args) -> int:
     folder = path.parent if path.suffix in (".parquet", ".json") and not path.is_dir() else path
     if not folder.is_dir():
         raise SweepError(f"{folder}: no such folder (run the study first, or check the folder)")
-    return kind_show(folder_kind(folder))(folder, args)
+    kind = folder_kind(folder)
+    if args.out is not None and args.holdings is None:
+        raise SweepError("--out writes holdings: give --holdings DATE or --holdings all with it")
+    if args.holdings is not None:
+        if args.config is None:
+            raise SweepError("--holdings needs --config ID: the configuration whose holdings to print")
+        if get(kind).show != SEARCH_SHOW:
+            raise SweepError(f"--holdings: {folder} is a {kind} folder; holdings are shown for a grid or an "
+                             "Optuna study")
+    return kind_show(kind)(folder, args)

@@ -46,9 +46,14 @@ def finish_equity(ax, axd, positive: bool) -> None:
 
 
 
-def equity_chart(res: Results, runs: list[tuple[str, dict[str, Any], Any]], shown: list[str]) -> Chart:
-    """NAV and drawdown, net and gross of fees and slippage, of the rerun best strategies."""
+def equity_chart(res: Results, runs: list[tuple[str, dict[str, Any], Any]], shown: list[str],
+                 bench: list[tuple[str, np.ndarray]] | None = None) -> Chart:
+    """NAV and drawdown, net and gross of fees and slippage, of the rerun best strategies, and
+    the NAV of each benchmark of ``bench`` (``[(label, daily returns over the same days)]``,
+    see ``sweep.report.risk.benchmarks``) as a dotted line."""
     import matplotlib
+
+    from sweep.report.risk import benchmark_lines
 
     fig = new_figure(WIDTH, 6.6)
     ax, axd = equity_axes(fig)
@@ -63,15 +68,21 @@ def equity_chart(res: Results, runs: list[tuple[str, dict[str, Any], Any]], show
             ax.plot(dates, nav, linestyle=style, color=cm(i), linewidth=1.4 if tag == "net" else 0.9,
                     label=f"{label} {short(params, shown)} ({tag})")
             axd.plot(dates, dd, linestyle=style, color=cm(i), linewidth=1.1 if tag == "net" else 0.8)
+    if bench and runs:
+        benchmark_lines(ax, as_dates(runs[0][2].returns["date"].to_numpy()), bench)
+        positive &= all(bool((nav_series(b)[0] > 0).all()) for _, b in bench)
     finish_equity(ax, axd, positive)
-    below_legend(fig, *ax.get_legend_handles_labels(), ncols=2)
+    below_legend(fig, *ax.get_legend_handles_labels(), ncols=3 if bench else 2)
     start, end = res.window
     fig.suptitle(wrap(f"{res.name}: the best {len(runs)} distinct strateg{'ies' if len(runs) != 1 else 'y'} by "
                       f"{res.objective}, not ruined, NAV net (solid) and gross of fees and slippage (dashed), "
                       f"{start} .. {end}", WIDTH), fontsize=11)
     caption = (f"Each strategy rerun with sweep.backtest over {start} .. {end}, starting flat with NAV 1. "
                "Gross is before fees and slippage; funding is in both. Drawdown is NAV over its running "
-               "peak (at least 1) minus 1.")
+               "peak (at least 1) minus 1."
+               + (" Dotted: the benchmarks over the same days, from NAV 1 (" + "; ".join(b[0] for b in bench)
+                  + "); the buy and hold earns the symbol's close-to-close move, the equal-weight market the mean "
+                  "of each day's finite simple returns." if bench else ""))
     return Chart("equity_drawdown", "Equity and drawdown of the best strategies", fig, caption)
 
 

@@ -1,7 +1,9 @@
 """The report of a search (a grid or an Optuna study): the answer first (the best book that
-was not ruined, its key figures and one overall verdict), then the best strategies' equity,
-the ranking, the overfitting statistics in words, each factor on its own, and the charts
-over the swept parameters."""
+was not ruined, its key figures, its alpha and beta to the benchmarks and one overall
+verdict), then the best strategies' equity beside the benchmarks (``sweep.report.risk``), their
+rolling Sharpe and volatility, the best book's monthly returns and exposure, the ranking,
+the overfitting statistics in words, each factor on its own, and the charts over the swept
+parameters."""
 
 from __future__ import annotations
 
@@ -39,12 +41,23 @@ from sweep.report.folder import (
     load_study_panel,
     read_parquet,
     require,
+    window_days,
 )
 from sweep.report.heatmap import heatmap_chart
 from sweep.report.lines import lines_chart, monte_carlo_band
+from sweep.report.risk import (
+    benchmark_sentence,
+    benchmark_table,
+    benchmarks,
+    exposure_chart,
+    monthly_chart,
+    monthly_table,
+    rolling_chart,
+)
 from sweep.stats.verdict import DSR_BAR, PBO_BAR, RULE, overall_verdict, sampled_splits
 
-CHARTS = ("equity_drawdown", "heatmap", "objective_vs_rebalance_days")
+CHARTS = ("equity_drawdown", "rolling_risk", "monthly_returns", "exposure", "heatmap",
+          "objective_vs_rebalance_days")
 MAX_FACTOR_CURVES = 4  # a multi-factor equity chart: the best strategy of at most this many factors
 
 
@@ -69,23 +82,32 @@ def section(rep: Report, *, data=None, funding=None, monte_carlo=None) -> None:
     res = rep.results
     trials = dedup(res.tables["trials"])
     names = swept(trials, res.axes)
+    by_factor = "factor" in names
     best, n_ruined = ranked(trials, res.objective, res.lower)
     panel, why = load_study_panel(res, data, funding)
     rep.first_chart_note = coverage_sentence(res, panel)
-    answer(rep, best.row(0, named=True) if best.height else None, names,
-           set_aside_sentence(n_ruined, trials.height), overall_verdict(res.summary))
-    by_factor = "factor" in names
-    rep.h2("Equity, drawdown and yearly returns of the best strategies")
-    runs = []
+    runs, bench, bench_note = [], [], ""
     if panel is None:
-        rep.chart("equity_drawdown", f"No equity curves or yearly returns: {why}")
+        no_runs = f"No equity curves or yearly returns: {why}"
     elif best.height == 0:
-        rep.chart("equity_drawdown", f"No equity curves: no book that was not ruined has a finite {res.objective}.")
+        no_runs = f"No equity curves: no book that was not ruined has a finite {res.objective}."
     else:
-        runs = rerun(res, strategies(best, names, by_factor), panel)
+        no_runs = ""
+        runs = rerun(res, strategies(best, names, by_factor), panel, weights=1)
+        s, e = window_days(res, panel)
+        bench, bench_note = benchmarks(panel, s, e, runs[0][2].params.get("market_symbol", "BTC"))
+    answer(rep, best.row(0, named=True) if best.height else None, names,
+           set_aside_sentence(n_ruined, trials.height), overall_verdict(res.summary),
+           benchmark_sentence(runs[0][2], bench) if runs else "")
+    rep.h2("Equity, drawdown and yearly returns of the best strategies")
+    if not runs:
+        rep.chart("equity_drawdown", no_runs)
+    else:
         check_reruns(rep, runs)
-        rep.chart("equity_drawdown", equity_chart(res, [(lab, p, r) for lab, p, r, _ in runs], names))
+        rep.chart("equity_drawdown", equity_chart(res, [(lab, p, r) for lab, p, r, _ in runs], names, bench))
+        rep.blocks.extend(benchmark_table(runs, bench, names, bench_note))
         yearly_table(rep, runs, names)
+    risk_section(rep, runs, names, no_runs)
     rep.h2("Best configurations")
     best_table(rep, best, trials.height, names)
     rep.h2("Skill or luck: the verdict in detail")
@@ -109,7 +131,27 @@ def section(rep: Report, *, data=None, funding=None, monte_carlo=None) -> None:
 # --------------------------------------------------------------------------- the first screen
 
 
-def answer(rep: Report, row: dict[str, Any] | None, names: list[str], set_aside: str, verdict) -> None:
+def risk_section(rep: Report, runs, names: list[str], no_runs: str) -> None:
+    """Rolling Sharpe and volatility of the shown strategies; the monthly returns and the
+    exposure of the best (``sweep.report.risk``)."""
+    res = rep.results
+    rep.h2("Rolling risk, monthly returns and exposure of the best")
+    if not runs:
+        why = no_runs.replace("No equity curves or yearly returns: ", "").replace("No equity curves: ", "")
+        for name, what in (("rolling_risk", "rolling Sharpe or volatility"), ("monthly_returns", "monthly returns"),
+                           ("exposure", "exposure chart")):
+            rep.chart(name, f"No {what}: {why}")
+        return
+    rep.chart("rolling_risk", rolling_chart(res, runs, names))
+    rep.chart("monthly_returns", monthly_chart(res, runs[0], names))
+    rep.p(f"Monthly net returns of the best book {runs[0][0]}, {res.window[0]} .. {res.window[1]} (hover a cell "
+          "for the days it covers; 'closed': the book was ruined in an earlier month).")
+    rep.blocks.append(monthly_table(runs[0]))
+    rep.chart("exposure", exposure_chart(res, runs[0], names))
+
+
+def answer(rep: Report, row: dict[str, Any] | None, names: list[str], set_aside: str, verdict,
+           bench: str = "") -> None:
     """The first screen: the best book not ruined, its key figures, and the overall verdict."""
     res = rep.results
     start, end = res.window
@@ -121,6 +163,8 @@ def answer(rep: Report, row: dict[str, Any] | None, names: list[str], set_aside:
                    f"over {esc(start)} .. {esc(end)}: <b>{esc(short(row, names or ['factor']))}</b> "
                    f"(config <code>{esc(row['config_id'])}</code>).</p>")
         out.append(key_metrics_table(row, res.objective))
+        if bench:
+            out.append(f'<p class="benchmark">{esc(bench)}</p>')
     out.append(f'<p class="setaside">{esc(set_aside)}</p>')
     out.append(verdict_block(verdict.label, verdict.sentence, RULE))
     out.append("</section>")
@@ -157,15 +201,17 @@ def row_params(row: dict[str, Any], res: Results) -> dict[str, Any]:
 
 
 
-def rerun(res: Results, rows: list[dict[str, Any]], panel):
-    """Each row's configuration rerun over the evaluation window: ``[(label, params, Result, row)]``."""
+def rerun(res: Results, rows: list[dict[str, Any]], panel, weights: int = 0):
+    """Each row's configuration rerun over the evaluation window: ``[(label, params, Result, row)]``;
+    the first ``weights`` results keep their daily weights (``Result.weights``)."""
     from sweep.engine.backtest import backtest
 
     start, end = res.window
     out = []
     for i, row in enumerate(rows, 1):
         params = row_params(row, res)
-        result = backtest(panel, start=dt.date.fromisoformat(start), end=dt.date.fromisoformat(end), **params)
+        result = backtest(panel, start=dt.date.fromisoformat(start), end=dt.date.fromisoformat(end),
+                          return_weights=i <= weights, **params)
         out.append((f"#{i}", params, result, row))
     return out
 

@@ -428,7 +428,8 @@ def test_a_study_without_rebalance_days_or_a_second_axis_skips_those_charts(tmp_
     study.write_text(HEAD.format(name="one_axis", kind="grid", data=data_file, extra="") + "[grid]\nwindow = [5, 10, 20]\n")
     sweep.run_study(sweep.load_study(study), out=tmp_path / "one", progress=False, jobs=1)
     rep = _report.build_report(tmp_path / "one")
-    assert set(rep.charts) == {"equity_drawdown"}
+    # The best book's own charts (equity, rolling risk, months, exposure), none across parameters.
+    assert set(rep.charts) == {"equity_drawdown", "rolling_risk", "monthly_returns", "exposure"}
     assert "does not sweep rebalance_days" in rep.skipped["objective_vs_rebalance_days"]
     assert "two swept parameters" in rep.skipped["heatmap"]
     page = _report.write_report(tmp_path / "one")
