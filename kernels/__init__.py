@@ -17,6 +17,10 @@ module per concern:
 * ``batch``: many configurations per call, the runner's unit of parallel work.
 * ``cscv``: per-block moments and the combinatorially symmetric cross-validation
   behind the Probability of Backtest Overfitting.
+* ``bootstrap``, ``regime``, ``columns``, ``trend``: resampled closes, the regime
+  filter's market, column transforms, the trend rules (SEMANTICS §11).
+* ``diagnostics``: forward returns, daily rank IC, qcut quantiles, quantile books,
+  rank autocorrelation and quantile turnover (``kind = "diagnostics"``).
 """
 
 import importlib.abc

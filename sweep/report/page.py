@@ -24,7 +24,11 @@ the kind registry names as its ``report``, see ``sweep.report.sections``):
   ``summary.json``. ``equity_drawdown``: distinct strategies (the best of each
   factor when ``factor`` is swept, else the best that differ in more than
   ``phase``) rerun with ``sweep.backtest``, net and gross of fees and slippage,
-  and their calendar-year returns read off the NAV; the best table; each
+  and their calendar-year returns read off the NAV, beside the BTC buy-and-hold and
+  the equal-weight market (with each book's alpha and beta to them);
+  ``rolling_risk`` (180-day Sharpe and volatility), ``monthly_returns`` (years x
+  months) and ``exposure`` (gross, net, names long and short) of the best book
+  (``sweep.report.risk``); the best table; each
   overfitting statistic marked passing or failing by the verdict's own bars;
   with a swept ``factor``, a section per factor with its best book's deflated
   Sharpe deflated by that factor's own trials and by the whole study's
@@ -42,6 +46,11 @@ the kind registry names as its ``report``, see ``sweep.report.sections``):
 * ``portfolio`` (a folder of ``sweep portfolio`` or of a portfolio study):
   ``book_equity``, the sleeves, their correlation and weights; the verdict is
   the least credible leg's.
+* ``diagnostics``: the IC table ranked by |IR| with a sentence per factor;
+  ``ic_series`` (daily IC and its rolling mean), ``ic_decay``,
+  ``quantile_returns`` (bars with error bars), ``quantile_books`` and
+  ``rank_autocorr`` (``sweep.report.diagnostics``); the verdict is the strongest
+  IC's significance after a Bonferroni correction.
 
 A missing optional piece (no ``summary.json``, no swept ``rebalance_days``,
 data that moved or changed) skips its chart or table with a sentence saying
