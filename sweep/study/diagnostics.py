@@ -70,7 +70,7 @@ MAX_DAYS = 10_000  # a horizon or lag beyond any daily panel is a typo
 IGNORED = ("rebalance_days", "phase", "hold", "buffer", "fee_bps", "slippage_bps", "top_n", "max_days",
            "selection", "weighting", "vol_window", "long_allocation", "short_allocation", "regime",
            "regime_fast", "regime_slow", "forecast_scalar", "scalar_min_periods", "forecast_cap",
-           "transform", "vol_target", "idm", "max_leverage", "long_only")
+           "vol_target", "idm", "max_leverage", "long_only")
 
 
 @dataclass(frozen=True)

@@ -405,6 +405,32 @@ def test_ignored_grid_axis_and_long_horizon_refused(tmp_path, data_file):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_column_factors_transform_is_a_diagnostics_axis(tmp_path, data_file):
+    """``transform`` changes a column factor's values, so it may be swept: the level's IC is
+    scipy's Spearman of the raw column with the forward return, the z-score's another."""
+    text = (STUDY.format(data=data_file).replace('factor = ["volatility", "momentum"]', 'factor = ["column:volume"]')
+            .replace("window = [5, 10]", 'window = [10]\ntransform = ["level", "zscore"]'))
+    study = sweep.load_study(write_study(tmp_path, text))
+    sweep.run_study(study, out=tmp_path / "out", progress=False)
+    pl_ = plan(study)
+    panel, s, e = pl_.panel, pl_.s, pl_.e
+    ic = pl.read_parquet(tmp_path / "out" / "ic.parquet").filter(pl.col("horizon") == 1)
+    summary = pl.read_parquet(tmp_path / "out" / "summary.parquet").filter(pl.col("horizon") == 1)
+    assert sorted(summary["transform"]) == ["level", "zscore"]
+    volume = pd.DataFrame(panel.fields["volume"])
+    volume[panel.symbols.index("S003")] = np.nan  # excluded
+    fwd = forward(pd.DataFrame(panel.close), 1, e)
+    want = []
+    for t in range(s, e + 1):
+        m = volume.iloc[t].notna() & fwd.iloc[t].notna() & pd.Series(np.isfinite(panel.close[t]))
+        want.append(stats.spearmanr(volume.iloc[t][m], fwd.iloc[t][m])[0] if m.sum() >= 2 else np.nan)
+    level = summary.filter(pl.col("transform") == "level")["config_id"][0]
+    got = ic.filter(pl.col("config_id") == level).sort("date")["ic"].to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    zscore = summary.filter(pl.col("transform") == "zscore")
+    assert zscore["ic_mean"][0] != summary.filter(pl.col("transform") == "level")["ic_mean"][0]
+
+
 def test_cli_bad_key_exits_2_with_one_line(tmp_path, data_file):
     text = STUDY.format(data=data_file).replace("lags = 5", "lag = 5")
     path = write_study(tmp_path, text)
