@@ -96,7 +96,11 @@ class Cluster:
         self.local = None
 
     def __enter__(self) -> "Cluster":
-        from distributed import Client, LocalCluster
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise SweepError(f"{self.where} = {self.address!r}: running on a cluster needs Dask's distributed "
+                             "scheduler: pip install 'sweep[cluster]'") from None
 
         from sweep.run.worker import WORKER_ENV, SweepWorker
 

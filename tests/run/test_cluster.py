@@ -243,3 +243,19 @@ def test_a_parent_killed_mid_run_resumes_from_its_chunks(studies, tmp_path, monk
     monkeypatch.setattr(grid, "chunk_size", lambda n: 7)  # the child's chunks
     sweep.run_study(sweep.load_study(studies["grid"]), out=tmp_path / "local", progress=False)
     assert_same_tables("grid", out, tmp_path / "local")
+
+
+def test_without_the_cluster_extra_a_cluster_run_is_one_line(studies, tmp_path):
+    # distributed made unimportable in a fresh process, as on an install without sweep[cluster].
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["distributed"] = None
+        from sweep.cli.main import main
+        sys.exit(main(["run", sys.argv[1], "--out", sys.argv[2], "--cluster", "local:2"]))
+    """)
+    out = tmp_path / "out"
+    child = subprocess.run([sys.executable, "-c", code, str(studies["grid"]), str(out)], capture_output=True,
+                           text=True, timeout=120)
+    lines = child.stderr.strip().splitlines()
+    assert child.returncode == 2 and len(lines) == 1 and "pip install 'sweep[cluster]'" in lines[0], child.stderr
+    assert not out.exists()
