@@ -89,22 +89,28 @@ def as_dates(vals) -> np.ndarray:
 
 
 
-def yearly_from_nav(dates, ret) -> list[tuple[int, str, str, float | None]]:
-    """Calendar-year returns read off the NAV: ``NAV at the year's last day / NAV at the
-    previous year's last day - 1`` (NAV 1 before the first day), as ``(year, first day,
-    last day, return)``; ``None`` for a year that starts with the book already closed
-    (NAV 0: ruined in an earlier year)."""
+def period_returns(dates, ret, unit: str) -> list[tuple[int, str, str, float | None]]:
+    """Returns per calendar period read off the NAV: ``NAV at the period's last day / NAV at
+    the previous period's last day - 1`` (NAV 1 before the first day), as ``(period, first
+    day, last day, return)``, ``period`` counted from 1970 in ``unit`` (numpy's ``"Y"`` or
+    ``"M"``); ``None`` for a period that starts with the book already closed (NAV 0)."""
     d = as_dates(dates)
     nav, _ = nav_series(ret)
-    years = d.astype("datetime64[Y]").astype(int) + 1970
+    periods = d.astype(f"datetime64[{unit}]").astype(np.int64)
     out = []
     prev = 1.0
-    for y in np.unique(years):
-        idx = np.flatnonzero(years == y)
+    for k in np.unique(periods):
+        idx = np.flatnonzero(periods == k)
         end = float(nav[idx[-1]])
-        out.append((int(y), str(d[idx[0]]), str(d[idx[-1]]), end / prev - 1.0 if prev > 0 else None))
+        out.append((int(k), str(d[idx[0]]), str(d[idx[-1]]), end / prev - 1.0 if prev > 0 else None))
         prev = end
     return out
+
+
+def yearly_from_nav(dates, ret) -> list[tuple[int, str, str, float | None]]:
+    """Calendar-year returns (``period_returns``) as ``(year, first day, last day, return)``;
+    ``None`` for a year that starts with the book already closed (ruined in an earlier year)."""
+    return [(k + 1970, a, b, r) for k, a, b, r in period_returns(dates, ret, "Y")]
 
 
 def panel_param(names: list[str], df: pl.DataFrame, exclude: set[str]) -> str | None:

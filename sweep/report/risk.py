@@ -35,7 +35,8 @@ import math
 import numpy as np
 
 from sweep.report.base import Chart, esc, html_table, short
-from sweep.report.figures import WIDTH, as_dates, below_legend, nav_series, new_figure, percent_axis, wrap
+from sweep.report.figures import (WIDTH, as_dates, below_legend, nav_series, new_figure, percent_axis,
+                                  period_returns, wrap)
 
 ROLLING_DAYS = 180
 DAYS_A_YEAR = 365  # SEMANTICS §9's annualisation
@@ -94,17 +95,7 @@ def rolling_sharpe_vol(ret, window: int = ROLLING_DAYS) -> tuple[np.ndarray, np.
 
 def monthly_returns(dates, ret) -> list[tuple[int, int, str, str, float | None]]:
     """``[(year, month, first day, last day, return or None)]``, in order (module docstring)."""
-    d = as_dates(dates)
-    nav, _ = nav_series(ret)
-    months = d.astype("datetime64[M]").astype(np.int64)
-    out, prev = [], 1.0
-    for m in np.unique(months):
-        idx = np.flatnonzero(months == m)
-        end = float(nav[idx[-1]])
-        out.append((int(m // 12 + 1970), int(m % 12 + 1), str(d[idx[0]]), str(d[idx[-1]]),
-                    end / prev - 1.0 if prev > 0 else None))
-        prev = end
-    return out
+    return [(k // 12 + 1970, k % 12 + 1, a, b, r) for k, a, b, r in period_returns(dates, ret, "M")]
 
 
 def exposure(weights) -> dict[str, np.ndarray]:
