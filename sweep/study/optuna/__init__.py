@@ -33,7 +33,10 @@ have finished with metrics and none is running (it waits for other
 workers' trials, and takes over from any that died). A worker that draws a
 trial past the limit marks it ``sweep_surplus`` and tells it FAIL without
 sampling it: it happens only when workers ask at the same moment near the
-end, at most once per worker. A trial left running by a dead worker is
+end, at most once per worker. Two workers labelling at once can each ask the
+other's label (``sweep.study.optuna.trials``), so a label can be left waiting:
+a later ask takes it, and a worker that stops asking retires its own the same
+way (``sweep_surplus``, FAIL), so a study never ends with a waiting trial. A trial left running by a dead worker is
 marked ``sweep_abandoned`` and FAIL by the next run that looks, stops
 counting, and a replay of it takes its place. Neither kind is in the
 table, so its ``trial_number`` has a gap there. Ctrl-C (or any error) first

@@ -28,6 +28,7 @@ from sweep.study.optuna.trials import (
     counts,
     ordered,
     reap,
+    release_labels,
 )
 
 # Trials asked ahead of the oldest untold one. It fixes the history each trial
@@ -129,6 +130,7 @@ class Search:
                 may_ask = True
                 continue
             if not any(not t.state.is_finished() and counts(t) for t in trials[self.ledger.low:]):
+                release_labels(self.storage, self.ostudy, self.worker)
                 return
             time.sleep(0.05)
 

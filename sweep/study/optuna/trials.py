@@ -202,6 +202,38 @@ def abandon(storage, ostudy, number: int) -> None:
         pass  # another worker finished or reaped it first
 
 
+def release_labels(storage, ostudy, worker: dict[str, Any]) -> int:
+    """Retire this run's labels still waiting when it stops asking; how many.
+
+    Two workers that label at once can each ask the other's label (Optuna's ask
+    takes the oldest waiting trial it read, and falls back to a new trial when
+    another worker took it first), so a label can outlive its worker's ask. In
+    mid-run a later ask takes it; at the end nobody would, and the study would
+    keep a WAITING trial. It is taken (so no ask takes it meanwhile) and told
+    FAIL as surplus: a place asked past the limit, like a last ask that lost
+    its race.
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    n, study_id = 0, storage.get_study_id_from_name(ostudy.study_name)
+    for t in ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        w = t.user_attrs.get(A_WORKER)
+        if not (is_label(t) and isinstance(w, dict) and w.get("pid") == worker.get("pid")
+                and w.get("session") == worker.get("session")):
+            continue
+        try:
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+            if not storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+                continue  # asked by another worker after all
+            storage.set_trial_user_attr(trial_id, A_SURPLUS, True)
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except (UpdateFinishedTrialError, RuntimeError, ValueError):
+            continue  # reaped by another worker
+        n += 1
+    return n
+
+
 def is_label(t) -> bool:
     """A waiting trial enqueued to label a new trial (no parameters of its own, not a replay)."""
     return not t.system_attrs.get("fixed_params") and A_REPLAYS not in t.user_attrs
